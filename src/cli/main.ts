@@ -1,0 +1,43 @@
+/**
+ * The `emo-dir` command: a table of sub-commands, each a module exporting `run(argv)`.
+ * Sub-commands are loaded lazily so `emo-dir inspect` does not pay for AWS SDK imports.
+ */
+type CommandModule = { run(argv: string[]): Promise<number> };
+
+const commands: Record<string, { summary: string; load: () => Promise<CommandModule> }> = {
+  inspect: {
+    summary: 'inspect <model> [--json]   layers, channel groups, MACs and params of a model',
+    load: () => import('./inspect.ts'),
+  },
+};
+
+function usage(): string {
+  const lines = Object.values(commands).map((c) => `  emo-dir ${c.summary}`);
+  return `usage:\n${lines.join('\n')}\n`;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(usage());
+    return name ? 0 : 2;
+  }
+  const command = commands[name];
+  if (!command) {
+    process.stderr.write(`emo-dir: unknown command '${name}'\n${usage()}`);
+    return 2;
+  }
+  return (await command.load()).run(rest);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    const message = error instanceof Error ? error.message : String(error);
+    process.stderr.write(`emo-dir: ${message}\n`);
+    if (process.env.EMO_DIR_DEBUG) process.stderr.write(`${(error as Error).stack ?? ''}\n`);
+    process.exitCode = 1;
+  },
+);
