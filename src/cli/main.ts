@@ -9,6 +9,19 @@ const commands: Record<string, { summary: string; load: () => Promise<CommandMod
     summary: 'inspect <model> [--json]   layers, channel groups, MACs and params of a model',
     load: () => import('./inspect.ts'),
   },
+  submit: {
+    summary:
+      'submit <spec.json> [--bucket B [--prefix P] | --store LOC] --state-machine ARN [--region R] [--json]   start a run (one per model of a sweep)',
+    load: () => import('./submit.ts'),
+  },
+  status: {
+    summary: 'status <runId>... [--bucket B | --store LOC] [--state-machine ARN] [--json]   execution state and per-sub-network progress',
+    load: () => import('./status.ts'),
+  },
+  report: {
+    summary: "report <runId> [-o FILE] [--bucket B | --store LOC]   download the run's report.html",
+    load: () => import('./report.ts'),
+  },
 };
 
 function usage(): string {

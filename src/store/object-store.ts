@@ -65,6 +65,14 @@ export function assertValidKey(key: string, allowEmpty = false): void {
   }
 }
 
+/**
+ * The order of `list()`: UTF-8 byte order, as S3 returns keys. Plain JS string comparison is
+ * UTF-16 order, which differs from it for characters above U+FFFF.
+ */
+export function compareKeys(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+}
+
 const decoder = new TextDecoder();
 
 export async function getText(store: ObjectStore, key: string): Promise<string> {

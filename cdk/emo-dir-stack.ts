@@ -1,0 +1,131 @@
+/**
+ * The emo-dir stack reads like the list of the system's parts (DESIGN §3 "Infrastructure"):
+ * network, data bucket, GPU Batch, pipeline Lambdas, the state machine and the registry trigger.
+ * It is environment-agnostic (no account/region lookups), so `cdk synth` works offline.
+ */
+import { CfnOutput, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import type { Construct } from 'constructs';
+import { DataBucket } from './constructs/bucket.ts';
+import { GpuBatch, type JobSizing } from './constructs/batch.ts';
+import { PipelineFunctions } from './constructs/functions.ts';
+import { RegistryTrigger } from './constructs/registry-trigger.ts';
+import { Workflow } from './constructs/workflow.ts';
+
+/** An existing VPC, given by attributes (a lookup would need credentials at synth time). */
+export interface ExistingVpc {
+  readonly vpcId: string;
+  readonly availabilityZones: readonly string[];
+  /** Private subnets with egress (Batch instances pull the image and reach S3 from there). */
+  readonly privateSubnetIds: readonly string[];
+}
+
+export interface EmoDirStackProps extends StackProps {
+  /** Root of the project: Docker build context of the worker image and esbuild's project root. */
+  readonly projectRoot: string;
+  /** TypeScript entries of the Lambda handlers (functions/*.ts). */
+  readonly functionEntries: {
+    readonly plan: string;
+    readonly merge: string;
+    readonly report: string;
+    readonly trigger: string;
+  };
+  readonly existingVpc?: ExistingVpc;
+  readonly instanceTypes?: readonly string[];
+  readonly maxvCpus?: number;
+  readonly encryption?: 'S3_MANAGED' | 'KMS';
+  readonly scratchExpirationDays?: number;
+  readonly search?: JobSizing;
+  readonly finalize?: JobSizing;
+  readonly logRetention?: logs.RetentionDays;
+}
+
+export class EmoDirStack extends Stack {
+  readonly data: DataBucket;
+  readonly gpu: GpuBatch;
+  readonly functions: PipelineFunctions;
+  readonly workflow: Workflow;
+  readonly trigger: RegistryTrigger;
+
+  constructor(scope: Construct, id: string, props: EmoDirStackProps) {
+    super(scope, id, props);
+    const logRetention = props.logRetention ?? logs.RetentionDays.THREE_MONTHS;
+
+    this.data = new DataBucket(this, 'Data', {
+      encryption: props.encryption,
+      scratchExpirationDays: props.scratchExpirationDays,
+    });
+
+    const vpc = props.existingVpc === undefined ? this.#newVpc(logRetention) : ec2.Vpc.fromVpcAttributes(this, 'Vpc', {
+      vpcId: props.existingVpc.vpcId,
+      availabilityZones: [...props.existingVpc.availabilityZones],
+      privateSubnetIds: [...props.existingVpc.privateSubnetIds],
+    });
+
+    this.gpu = new GpuBatch(this, 'Gpu', {
+      vpc,
+      data: this.data,
+      projectRoot: props.projectRoot,
+      instanceTypes: props.instanceTypes,
+      maxvCpus: props.maxvCpus,
+      search: props.search,
+      finalize: props.finalize,
+      logRetention,
+    });
+
+    this.functions = new PipelineFunctions(this, 'Functions', {
+      entries: props.functionEntries,
+      projectRoot: props.projectRoot,
+      data: this.data,
+      logRetention,
+    });
+
+    this.workflow = new Workflow(this, 'Workflow', {
+      plan: this.functions.plan.function,
+      merge: this.functions.merge.function,
+      report: this.functions.report.function,
+      queue: this.gpu.queue,
+      searchJob: this.gpu.searchJob,
+      finalizeJob: this.gpu.finalizeJob,
+      logRetention,
+    });
+
+    this.trigger = new RegistryTrigger(this, 'Registry', {
+      entry: props.functionEntries.trigger,
+      projectRoot: props.projectRoot,
+      data: this.data,
+      stateMachine: this.workflow.stateMachine,
+      logRetention,
+    });
+
+    new CfnOutput(this, 'BucketName', { value: this.data.bucket.bucketName, description: 'Data bucket (registry/, datasets/, runs/, scratch/)' });
+    new CfnOutput(this, 'StoreLocation', { value: `s3://${this.data.bucket.bucketName}`, description: 'Store location for emo-dir --store' });
+    new CfnOutput(this, 'StateMachineArn', { value: this.workflow.stateMachine.stateMachineArn });
+    new CfnOutput(this, 'JobQueueArn', { value: this.gpu.queue.jobQueueArn });
+    new CfnOutput(this, 'SearchJobDefinitionArn', { value: this.gpu.searchJob.jobDefinitionArn });
+    new CfnOutput(this, 'FinalizeJobDefinitionArn', { value: this.gpu.finalizeJob.jobDefinitionArn });
+    new CfnOutput(this, 'WorkerImageUri', { value: this.gpu.image.imageUri });
+    new CfnOutput(this, 'TriggerDeadLetterQueueUrl', { value: this.trigger.deadLetterQueue.queueUrl });
+  }
+
+  #newVpc(logRetention: logs.RetentionDays): ec2.Vpc {
+    const vpc = new ec2.Vpc(this, 'Vpc', {
+      maxAzs: 2,
+      // One NAT gateway: the instances only pull images and call AWS APIs; S3 goes through the
+      // gateway endpoint below and costs nothing.
+      natGateways: 1,
+      subnetConfiguration: [
+        { name: 'public', subnetType: ec2.SubnetType.PUBLIC, cidrMask: 24 },
+        { name: 'private', subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS, cidrMask: 20 },
+      ],
+      gatewayEndpoints: { S3: { service: ec2.GatewayVpcEndpointAwsService.S3 } },
+    });
+    const flowLogs = new logs.LogGroup(this, 'VpcFlowLogs', { retention: logRetention, removalPolicy: RemovalPolicy.DESTROY });
+    vpc.addFlowLog('FlowLog', {
+      destination: ec2.FlowLogDestination.toCloudWatchLogs(flowLogs),
+      trafficType: ec2.FlowLogTrafficType.REJECT,
+    });
+    return vpc;
+  }
+}

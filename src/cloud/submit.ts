@@ -1,0 +1,212 @@
+/**
+ * Submitting runs to the deployed pipeline (`emo-dir submit`): validate the spec, give the run an
+ * id, put the model where the cloud can read it, write `runs/<id>/spec.json` once, start the
+ * execution. A sweep spec becomes one such run per model (src/schema/sweep.ts).
+ *
+ * The spec's `model` may be:
+ * - `zoo:<name>`: built by the pipeline, nothing to upload;
+ * - a local directory holding model.json (a path: absolute, or starting with `.`, `~` or
+ *   `file:`; relative paths are relative to `baseDir`, the spec file's directory): its files are
+ *   uploaded to `runs/<id>/model/` and the written spec points there;
+ * - a key prefix in the store (`registry/resnet20/model/`), or an `s3://` URL inside the
+ *   store: checked to hold model.json, then used as it is.
+ *
+ * Submitting again with the same run id and the same spec is harmless (nothing is rewritten and
+ * no second execution starts); the same run id with a different spec is refused.
+ */
+import type { SFNClient } from '@aws-sdk/client-sfn';
+import { readFile, readdir, stat } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { runSpecSchema, type RunSpec } from '../schema/spec.ts';
+import { expandSweep, isSweepSpec, sweepSpecSchema } from '../schema/sweep.ts';
+import { parseWith } from '../schema/validate.ts';
+import { runKeys } from '../store/keys.ts';
+import type { ObjectStore } from '../store/object-store.ts';
+import { timestampRunId } from './names.ts';
+import { startRunExecution, writeOnce, writeRunSpec } from './runs.ts';
+
+export interface SubmitOptions {
+  /** The spec as read (parsed JSON, not yet validated). */
+  readonly spec: unknown;
+  /** Where the spec came from, for error messages (a file path). */
+  readonly specSource: string;
+  readonly store: ObjectStore;
+  readonly stateMachineArn: string;
+  readonly sfn: SFNClient;
+  /** Directory that relative model paths are resolved against (default: the working directory). */
+  readonly baseDir?: string;
+  /** Names runs without a `runId` and unnamed sweeps (default: now). */
+  readonly now?: Date;
+  readonly maxConcurrency?: number;
+}
+
+export interface SubmittedRun {
+  readonly runId: string;
+  readonly specKey: string;
+  /** The model reference the written spec holds (a store prefix after an upload). */
+  readonly model: string;
+  /** Store keys of uploaded model files (empty unless the model was a local directory). */
+  readonly uploaded: readonly string[];
+  readonly executionName: string;
+  readonly executionArn: string;
+  /** The spec was already there and the execution already existed: nothing new was started. */
+  readonly alreadyStarted: boolean;
+}
+
+export interface SubmitResult {
+  /** Set when the spec was a sweep. */
+  readonly sweepId?: string;
+  readonly runs: readonly SubmittedRun[];
+}
+
+/** Raised when a sweep fails part-way; `started` lists the runs that did start. */
+export class SweepSubmitError extends Error {
+  constructor(
+    readonly sweepId: string,
+    readonly started: readonly SubmittedRun[],
+    readonly failedRunId: string,
+    cause: unknown,
+  ) {
+    super(
+      `sweep ${sweepId}: run ${failedRunId} failed to start: ${(cause as Error).message}\n` +
+        `  started before the failure: ${started.map((run) => run.runId).join(', ') || '(none)'}\n` +
+        `  submitting the sweep again with "sweepId": "${sweepId}" starts only the missing runs`,
+      { cause },
+    );
+    this.name = 'SweepSubmitError';
+  }
+}
+
+/** Submits a run spec or, when it has a `models` list, a sweep. */
+export async function submitSpec(options: SubmitOptions): Promise<SubmitResult> {
+  if (isSweepSpec(options.spec)) return submitSweep(options);
+  return { runs: [await submitRun(options)] };
+}
+
+/** Validates and submits one run spec (see the module comment). */
+export async function submitRun(options: SubmitOptions): Promise<SubmittedRun> {
+  const parsed = parseWith(runSpecSchema, options.spec, options.specSource);
+  return submitParsedRun(parsed, options);
+}
+
+/** Validates a sweep spec and submits one run per model, in order. */
+export async function submitSweep(options: SubmitOptions): Promise<SubmitResult> {
+  const sweep = parseWith(sweepSpecSchema, options.spec, options.specSource);
+  const { sweepId, runs } = expandSweep(sweep, options.now ?? new Date());
+  const started: SubmittedRun[] = [];
+  for (const [index, spec] of runs.entries()) {
+    try {
+      started.push(await submitParsedRun(spec, { ...options, specSource: `${options.specSource} models[${index}]` }));
+    } catch (error) {
+      throw new SweepSubmitError(sweepId, started, spec.runId ?? `models[${index}]`, error);
+    }
+  }
+  return { sweepId, runs: started };
+}
+
+async function submitParsedRun(parsed: RunSpec, options: SubmitOptions): Promise<SubmittedRun> {
+  const runId = parsed.runId ?? timestampRunId(parsed.model, options.now ?? new Date());
+  const { model, uploaded } = await resolveModelForStore(parsed.model, runId, options);
+  const spec = { ...parsed, runId, model };
+  const { specKey } = await writeRunSpec(options.store, spec);
+  const execution = await startRunExecution({
+    sfn: options.sfn,
+    stateMachineArn: options.stateMachineArn,
+    runId,
+    specKey,
+    maxConcurrency: options.maxConcurrency,
+  });
+  return {
+    runId,
+    specKey,
+    model,
+    uploaded,
+    executionName: execution.executionName,
+    executionArn: execution.executionArn,
+    alreadyStarted: execution.alreadyStarted,
+  };
+}
+
+/** A reference the user clearly meant as a local path (a store key never starts so). */
+function isLocalPath(ref: string): boolean {
+  return isAbsolute(ref) || ref.startsWith('.') || ref.startsWith('~') || ref.startsWith('file:');
+}
+
+function localPath(ref: string, baseDir: string): string {
+  if (ref.startsWith('file:')) return fileURLToPath(ref);
+  if (ref === '~' || ref.startsWith('~/')) return join(homedir(), ref.slice(1));
+  return resolve(baseDir, ref);
+}
+
+async function resolveModelForStore(
+  ref: string,
+  runId: string,
+  options: SubmitOptions,
+): Promise<{ model: string; uploaded: string[] }> {
+  if (ref.startsWith('zoo:')) return { model: ref, uploaded: [] };
+  const field = `${options.specSource}: field model`;
+  if (isLocalPath(ref)) {
+    const dir = localPath(ref, options.baseDir ?? process.cwd());
+    if (!(await isFile(join(dir, 'model.json')))) {
+      throw new Error(`${field}: ${JSON.stringify(ref)} is a local path, but ${dir} is not a directory holding model.json`);
+    }
+    const prefix = `${runKeys(runId).prefix}model/`;
+    const uploaded = await uploadDirectory(options.store, dir, prefix);
+    return { model: prefix, uploaded };
+  }
+  let key = ref;
+  if (/^s3:\/\//i.test(ref)) {
+    const inside = `${options.store.location}/`;
+    if (!ref.startsWith(inside)) {
+      throw new Error(
+        `${field}: ${ref} is outside the run's store ${options.store.location}; copy the model there or give a local directory`,
+      );
+    }
+    key = ref.slice(inside.length);
+  } else if (/^[A-Za-z][A-Za-z0-9+.-]*:/.test(ref)) {
+    throw new Error(`${field}: ${JSON.stringify(ref)} is not zoo:<name>, a local directory, nor a store key prefix`);
+  }
+  const prefix = key.endsWith('/') ? key : `${key}/`;
+  if (!(await options.store.exists(`${prefix}model.json`))) {
+    throw new Error(
+      `${field}: no model at ${JSON.stringify(ref)}: ${prefix}model.json does not exist in ${options.store.location} ` +
+        '(local directories must start with ./ or /)',
+    );
+  }
+  return { model: prefix, uploaded: [] };
+}
+
+async function isFile(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/** Every regular file under `dir` (recursively), written once under `prefix`; returns the keys. */
+async function uploadDirectory(store: ObjectStore, dir: string, prefix: string): Promise<string[]> {
+  const files = await listFiles(dir);
+  const keys: string[] = [];
+  // model.json last: a model.json that exists names a complete model (as model/io.ts writes them).
+  const modelJson = join(dir, 'model.json');
+  files.sort((a, b) => Number(a === modelJson) - Number(b === modelJson));
+  for (const file of files) {
+    const key = `${prefix}${relative(dir, file).split(sep).join('/')}`;
+    await writeOnce(store, key, await readFile(file));
+    keys.push(key);
+  }
+  return keys;
+}
+
+async function listFiles(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) out.push(...(await listFiles(path)));
+    else if (entry.isFile()) out.push(path);
+  }
+  return out.sort();
+}

@@ -1,0 +1,64 @@
+/**
+ * The training-facing iterator: arrayBatches (batches.ts) wrapped in tf tensors.
+ *
+ * Ownership is explicit: every yielded batch owns two tensors and the caller must call
+ * `batch.dispose()` (or use forEachBatch, which does it). The iterator never disposes a batch
+ * behind the caller's back, so holding on to one (e.g. for a boundary-feature cache) is safe.
+ */
+import { tf } from '../engine/backend.ts';
+import type { ImageDataset } from './dataset.ts';
+import { arrayBatches } from './batches.ts';
+import type { BatchOptions } from './batches.ts';
+
+export interface TensorBatch {
+  /** [size, height, width, channels] float32. */
+  readonly x: tf.Tensor4D;
+  /** [size] int32 class labels. */
+  readonly y: tf.Tensor1D;
+  readonly indices: Int32Array;
+  readonly batchIndex: number;
+  /** Disposes x and y. Idempotent. */
+  dispose(): void;
+}
+
+/** Yields tensor batches; the caller disposes each one. Call `await initEngine()` first. */
+export function* batches(dataset: ImageDataset, options: BatchOptions): Generator<TensorBatch> {
+  for (const batch of arrayBatches(dataset, options)) {
+    const x = tf.tensor4d(batch.x, [...batch.shape], 'float32');
+    const y = tf.tensor1d(batch.y, 'int32');
+    let disposed = false;
+    yield {
+      x,
+      y,
+      indices: batch.indices,
+      batchIndex: batch.batchIndex,
+      dispose(): void {
+        if (disposed) return;
+        disposed = true;
+        x.dispose();
+        y.dispose();
+      },
+    };
+  }
+}
+
+/**
+ * Runs `step` on every batch of one epoch and disposes each batch afterwards, even when `step`
+ * throws. Returns the number of batches seen.
+ */
+export async function forEachBatch(
+  dataset: ImageDataset,
+  options: BatchOptions,
+  step: (batch: TensorBatch) => void | Promise<void>,
+): Promise<number> {
+  let seen = 0;
+  for (const batch of batches(dataset, options)) {
+    try {
+      await step(batch);
+    } finally {
+      batch.dispose();
+    }
+    seen++;
+  }
+  return seen;
+}

@@ -1,0 +1,58 @@
+/**
+ * Initial population: the all-ones genome (no pruning, always evaluated so the front has its
+ * anchor at full cost) plus genomes whose keep-ratios are spread evenly from minKeep to 1.
+ *
+ * Individual i (of the size - 1 pruned ones) gets a ratio in the i-th of size - 1 equal strata
+ * of [minKeep, 1] (stratified, so the population covers the whole range even when small). Each
+ * group keeps its top ceil(ratio * length) channels by importance rank plus Gaussian noise, so
+ * the start is mostly magnitude pruning (a strong baseline) with enough variety for the search
+ * to find where importance lies. Every genome is repaired; duplicates are left to the caller.
+ */
+import { fullGenome, type Genome } from '../genome.ts';
+import type { PreparedGroup } from '../groups.ts';
+import type { Rng } from '../rng.ts';
+import { repairGenome } from './repair.ts';
+
+export interface SamplingOptions {
+  /** Standard deviation of the noise added to importance ranks (which lie in [0, 1]). */
+  readonly importanceNoise: number;
+  /** Standard deviation of a per-group perturbation of the individual's keep-ratio. */
+  readonly ratioJitter: number;
+}
+
+export function sampleInitialPopulation(
+  rng: Rng,
+  groups: readonly PreparedGroup[],
+  genomeLength: number,
+  size: number,
+  options: SamplingOptions,
+): Genome[] {
+  const population: Genome[] = [fullGenome(genomeLength)];
+  const pruned = size - 1;
+  const lowest = groups.length === 0 ? 1 : Math.min(...groups.map((g) => g.minKeep));
+  for (let i = 0; i < pruned; i++) {
+    const ratio = lowest + ((1 - lowest) * (i + rng.next())) / pruned;
+    population.push(sampleAtRatio(rng, groups, genomeLength, ratio, options));
+  }
+  return population;
+}
+
+/** One genome keeping about `ratio` of every group, by noisy importance; repaired. */
+export function sampleAtRatio(
+  rng: Rng,
+  groups: readonly PreparedGroup[],
+  genomeLength: number,
+  ratio: number,
+  options: SamplingOptions,
+): Genome {
+  const genome = new Uint8Array(genomeLength);
+  for (const group of groups) {
+    const groupRatio = Math.min(1, Math.max(0, ratio + options.ratioJitter * rng.normal()));
+    const keep = Math.min(group.length, Math.max(1, Math.ceil(groupRatio * group.length - 1e-9)));
+    const score = Array.from({ length: group.length }, (_, c) => group.importanceRank[c] + options.importanceNoise * rng.normal());
+    const order = Array.from({ length: group.length }, (_, c) => c).sort((a, b) => score[b] - score[a] || a - b);
+    for (let k = 0; k < keep; k++) genome[group.offset + order[k]] = 1;
+  }
+  repairGenome(genome, groups);
+  return genome;
+}

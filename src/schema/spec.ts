@@ -1,0 +1,135 @@
+import { z } from 'zod';
+
+/**
+ * The run spec (`spec.json`, or `prune.json` in a registry package): what to prune, on what data,
+ * towards which targets, with which search settings. Every field but `model`, `dataset` and
+ * `targets` has a default, so a minimal spec is three lines. Defaults are the ones measured to
+ * work on the example model; DESIGN.md §2 names each setting.
+ */
+
+/** Run ids, model names and target names become store key segments: keep them boring. */
+export const nameSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'use letters, digits, ".", "_" or "-" (max 128), starting with a letter or digit')
+  .refine((name) => !name.includes('..'), 'must not contain ".."');
+
+export const targetSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('flopsCut'), value: z.number().gt(0).lt(1), name: nameSchema.optional() }),
+  z.object({ kind: z.literal('paramsCut'), value: z.number().gt(0).lt(1), name: nameSchema.optional() }),
+  z.object({ kind: z.literal('flopsBudget'), value: z.number().positive(), name: nameSchema.optional() }),
+  z.object({ kind: z.literal('paramsBudget'), value: z.number().positive(), name: nameSchema.optional() }),
+]);
+export type Target = z.infer<typeof targetSchema>;
+
+/** A stable, key-safe name for a target: `flops-50` for a 50% FLOPs cut unless the spec names it. */
+export function targetName(target: Target): string {
+  if (target.name) return target.name;
+  switch (target.kind) {
+    case 'flopsCut':
+      return `flops-${Math.round(target.value * 1000) / 10}`;
+    case 'paramsCut':
+      return `params-${Math.round(target.value * 1000) / 10}`;
+    case 'flopsBudget':
+      return `flops-max-${target.value}`;
+    case 'paramsBudget':
+      return `params-max-${target.value}`;
+  }
+}
+
+export const datasetSpecSchema = z.object({
+  /** `fashion-mnist`, `cifar10:<dir or store prefix>`, `cifar100:<...>`, `imagenet:<...>`. */
+  name: z.string().min(1),
+  /** Training images the boundary features are computed on (the search-train subset). */
+  searchTrain: z.number().int().positive().default(2048),
+  /** Held-out training images for impairment (the search-validation subset). */
+  searchVal: z.number().int().positive().default(1024),
+  /** Cap on the fine-tune training set (undefined: the whole training split). */
+  fineTuneLimit: z.number().int().positive().optional(),
+  /** Cap on the test set used for final metrics (undefined: the whole test split). */
+  testLimit: z.number().int().positive().optional(),
+});
+
+export const divideSpecSchema = z.object({
+  /** Number of sub-networks K (default: one per stage). */
+  subnetworks: z.number().int().min(1).optional(),
+  pruneResidual: z.boolean().default(false),
+  /** Every group keeps at least this fraction of its channels (and at least one). */
+  minKeep: z.number().gt(0).max(1).default(0.1),
+  /** Kept channel counts are multiples of this (hardware-friendly widths). */
+  roundTo: z.number().int().min(1).default(1),
+});
+
+export const searchSpecSchema = z.object({
+  population: z.number().int().min(4).default(16),
+  generations: z.number().int().min(1).default(8),
+  /** Stop early after this many evaluations per sub-network (undefined: no limit). */
+  maxEvaluations: z.number().int().positive().optional(),
+  /** Stop early after this many seconds per sub-network (checked between generations). */
+  timeBudgetSeconds: z.number().positive().optional(),
+  /** The cost objective; the other is always the global performance impairment. */
+  objective: z.enum(['flops', 'params']).default('flops'),
+  seed: z.number().int().min(0).default(1),
+  /** Mini-batches of recovery training per candidate under the cross-network constraints. */
+  recoverySteps: z.number().int().min(0).default(20),
+  recoveryBatchSize: z.number().int().positive().default(64),
+  recoveryLearningRate: z.number().positive().default(0.01),
+  /** Weight of the feature-reconstruction term MSE(S_k'(X_{k-1}), X_k) / Var(X_k). */
+  alpha: z.number().min(0).default(1),
+  /** Weight of the output term CE(T_k(S_k'(X_{k-1})), y). */
+  beta: z.number().min(0).default(1),
+  /** Bias bit-flip mutation towards dropping low-importance channels. */
+  importanceBiasedMutation: z.boolean().default(true),
+  /** Batches used to re-estimate batch-norm statistics after recovery. */
+  bnRecalibrationBatches: z.number().int().min(0).default(4),
+});
+
+export const mergeSpecSchema = z.object({
+  /** Joint schemes per target that are assembled and measured before the best is fine-tuned. */
+  verifyTop: z.number().int().min(1).default(3),
+  /** Cost buckets of the multiple-choice knapsack. */
+  resolution: z.number().int().min(10).default(10_000),
+});
+
+export const finalizeSpecSchema = z.object({
+  epochs: z.number().min(0).default(2),
+  batchSize: z.number().int().positive().default(128),
+  learningRate: z.number().positive().default(0.02),
+  weightDecay: z.number().min(0).default(5e-4),
+  /** Distil from the original network during fine-tuning (weight of the KL term; 0 = off). */
+  distillWeight: z.number().min(0).max(1).default(0.5),
+  distillTemperature: z.number().positive().default(4),
+  augment: z.boolean().default(true),
+});
+
+export const runSpecSchema = z
+  .object({
+    /** Optional fixed run id; default: `<model name>-<UTC timestamp>`. */
+    runId: nameSchema.optional(),
+    /** `zoo:<name>`, a local model directory, or a store prefix holding model.json. */
+    model: z.string().min(1),
+    dataset: datasetSpecSchema,
+    targets: z.array(targetSchema).min(1),
+    divide: divideSpecSchema.default(divideSpecSchema.parse({})),
+    search: searchSpecSchema.default(searchSpecSchema.parse({})),
+    merge: mergeSpecSchema.default(mergeSpecSchema.parse({})),
+    finalize: finalizeSpecSchema.default(finalizeSpecSchema.parse({})),
+  })
+  .strict()
+  .superRefine((spec, ctx) => {
+    const names = spec.targets.map(targetName);
+    names.forEach((name, index) => {
+      if (names.indexOf(name) !== index) {
+        ctx.addIssue({ code: 'custom', path: ['targets', index], message: `duplicate target name '${name}'` });
+      }
+    });
+    if (spec.search.alpha === 0 && spec.search.beta === 0 && spec.search.recoverySteps > 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['search', 'alpha'],
+        message: 'alpha and beta are both 0: recovery would train on a zero loss (set recoverySteps to 0 instead)',
+      });
+    }
+  });
+
+export type RunSpec = z.output<typeof runSpecSchema>;
+export type RunSpecInput = z.input<typeof runSpecSchema>;

@@ -1,0 +1,82 @@
+/**
+ * Evaluation of a classifier: mean cross-entropy, top-1 and top-5 accuracy over a stream of
+ * batches, in inference mode (BN moving statistics, no dropout).
+ *
+ * Sums (not means of batch means) are accumulated on the device and read once at the end, so
+ * a last, smaller batch is weighted correctly and there is one host sync per evaluation.
+ */
+import { tf } from '../engine/backend.ts';
+import { perExampleCrossEntropy } from './losses.ts';
+import { disposeBatch, logitsFn } from './step.ts';
+import type { Batch, LogitsFn } from './step.ts';
+
+export interface EvaluationResult {
+  /** Mean cross-entropy (no label smoothing) over all examples. */
+  readonly loss: number;
+  /** Fraction of examples whose label is the arg-max logit. */
+  readonly top1: number;
+  /** Fraction whose label is among the 5 largest logits (among all logits when there are fewer than 5 classes). */
+  readonly top5: number;
+  readonly count: number;
+}
+
+export interface EvaluateOptions {
+  /**
+   * Dispose each batch after use (default true: batch iterators hand out fresh tensors and
+   * the consumer frees them). Pass false to evaluate tensors you keep, e.g. cached features.
+   */
+  readonly disposeBatches?: boolean;
+}
+
+/** Labels as class indices [batch] (arg-max of one-hot/soft targets). */
+function labelIndices(labels: tf.Tensor): tf.Tensor1D {
+  return (labels.rank === 2 ? tf.argMax(labels, 1) : tf.cast(labels, 'int32')) as tf.Tensor1D;
+}
+
+/**
+ * Evaluates `model` (a LayersModel or a LogitsFn) on every batch of `batches`.
+ */
+export function evaluate(model: tf.LayersModel | LogitsFn, batches: Iterable<Batch>, options: EvaluateOptions = {}): EvaluationResult {
+  const forward = typeof model === 'function' ? model : logitsFn(model);
+  const disposeBatches = options.disposeBatches ?? true;
+  let lossSum: tf.Scalar = tf.scalar(0);
+  let top1Sum: tf.Scalar = tf.scalar(0);
+  let top5Sum: tf.Scalar = tf.scalar(0);
+  let count = 0;
+  try {
+    for (const batch of batches) {
+      try {
+        const next = tf.tidy(() => {
+          const logits = forward(batch.x, false);
+          if (logits.rank !== 2) throw new Error(`evaluate: logits must be [batch, classes], got [${logits.shape}]`);
+          const labels = labelIndices(batch.y);
+          const k = Math.min(5, logits.shape[1] as number);
+          const { indices } = tf.topk(logits, k);
+          // hits[i, j] = 1 when the j-th best class of example i is its label.
+          const hits = tf.cast(tf.equal(indices, tf.expandDims(labels, 1)), 'float32');
+          return {
+            loss: tf.add(lossSum, tf.sum(perExampleCrossEntropy(logits, batch.y))) as tf.Scalar,
+            top1: tf.add(top1Sum, tf.sum(tf.slice(hits, [0, 0], [-1, 1]))) as tf.Scalar,
+            top5: tf.add(top5Sum, tf.sum(hits)) as tf.Scalar,
+          };
+        });
+        lossSum.dispose();
+        top1Sum.dispose();
+        top5Sum.dispose();
+        lossSum = next.loss;
+        top1Sum = next.top1;
+        top5Sum = next.top5;
+        count += batch.x.shape[0] as number;
+      } finally {
+        if (disposeBatches) disposeBatch(batch);
+      }
+    }
+    if (count === 0) throw new Error('evaluate: no examples (empty batch stream)');
+    const [loss, top1, top5] = [lossSum.dataSync()[0], top1Sum.dataSync()[0], top5Sum.dataSync()[0]];
+    return { loss: loss / count, top1: top1 / count, top5: top5 / count, count };
+  } finally {
+    lossSum.dispose();
+    top1Sum.dispose();
+    top5Sum.dispose();
+  }
+}

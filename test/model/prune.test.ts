@@ -1,0 +1,277 @@
+import { before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { initEngine, tf } from '../../src/engine/backend.ts';
+import { analyzeChannels, fullMasks } from '../../src/model/groups.ts';
+import type { ChannelAnalysis, GroupMasks } from '../../src/model/groups.ts';
+import { masksKeeping, pruneModel } from '../../src/model/prune.ts';
+import { buildModel } from '../../src/model/zoo.ts';
+
+before(async () => {
+  await initEngine();
+});
+
+type ST = tf.SymbolicTensor;
+
+/** Concat of two branches, BN + depthwise on it, a residual 1x1 pair, pad/pool/flatten/dropout, dense. */
+function concatToy(): tf.LayersModel {
+  const input = tf.input({ shape: [8, 8, 3], name: 'input' });
+  const a = tf.layers.conv2d({ name: 'a_conv', filters: 4, kernelSize: 3, padding: 'same' }).apply(input) as ST;
+  const aBn = tf.layers.batchNormalization({ name: 'a_bn' }).apply(a) as ST;
+  const aRelu = tf.layers.activation({ name: 'a_relu', activation: 'relu' }).apply(aBn) as ST;
+  const b = tf.layers.conv2d({ name: 'b_conv', filters: 3, kernelSize: 1 }).apply(input) as ST;
+  const bRelu = tf.layers.reLU({ name: 'b_relu' }).apply(b) as ST;
+  const cat = tf.layers.concatenate({ name: 'cat' }).apply([aRelu, bRelu]) as ST;
+  const catBn = tf.layers.batchNormalization({ name: 'cat_bn' }).apply(cat) as ST;
+  const dw = tf.layers.depthwiseConv2d({ name: 'dw', kernelSize: 3, padding: 'same' }).apply(catBn) as ST;
+  const dwRelu = tf.layers.activation({ name: 'dw_relu', activation: 'relu' }).apply(dw) as ST;
+  const pw = tf.layers.conv2d({ name: 'pw_conv', filters: 5, kernelSize: 1 }).apply(dwRelu) as ST;
+  const skip = tf.layers.conv2d({ name: 'skip_conv', filters: 5, kernelSize: 1, useBias: false }).apply(catBn) as ST;
+  const sum = tf.layers.add({ name: 'sum' }).apply([pw, skip]) as ST;
+  const pad = tf.layers.zeroPadding2d({ name: 'pad', padding: 1 }).apply(sum) as ST;
+  const pool = tf.layers.maxPooling2d({ name: 'pool', poolSize: 2 }).apply(pad) as ST;
+  const flat = tf.layers.flatten({ name: 'flat' }).apply(pool) as ST;
+  const drop = tf.layers.dropout({ name: 'drop', rate: 0.5 }).apply(flat) as ST;
+  const logits = tf.layers.dense({ name: 'logits', units: 3 }).apply(drop) as ST;
+  return tf.model({ inputs: input, outputs: logits, name: 'concat-toy' });
+}
+
+/** Flatten of a concatenation (two segments interleaved per position), then a hidden dense. */
+function flatConcatToy(): tf.LayersModel {
+  const input = tf.input({ shape: [3, 3, 2], name: 'input' });
+  const c1 = tf.layers.conv2d({ name: 'c1', filters: 3, kernelSize: 1 }).apply(input) as ST;
+  const c2 = tf.layers.conv2d({ name: 'c2', filters: 2, kernelSize: 2, padding: 'same' }).apply(input) as ST;
+  const cat = tf.layers.concatenate({ name: 'cat' }).apply([c1, c2]) as ST;
+  const flat = tf.layers.flatten({ name: 'flat' }).apply(cat) as ST;
+  const hidden = tf.layers.dense({ name: 'hidden', units: 6, activation: 'relu' }).apply(flat) as ST;
+  const out = tf.layers.dense({ name: 'out', units: 2 }).apply(hidden) as ST;
+  return tf.model({ inputs: input, outputs: out, name: 'flat-concat-toy' });
+}
+
+/** Deterministic stand-in for a random number generator (LCG). */
+function lcg(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    return state / 2 ** 32;
+  };
+}
+
+/** Non-trivial BN parameters and statistics, so a wrong channel copy shows in the outputs. */
+function randomizeBatchNorm(model: tf.LayersModel, seed: number): void {
+  const random = lcg(seed);
+  for (const layer of model.layers) {
+    if (layer.getClassName() !== 'BatchNormalization') continue;
+    const n = layer.getWeights()[0].shape[0];
+    const values = (lo: number, hi: number): tf.Tensor => tf.tensor1d(Array.from({ length: n }, () => lo + (hi - lo) * random()));
+    const weights = [values(0.5, 1.5), values(-0.2, 0.2), values(-0.2, 0.2), values(0.5, 1.5)];
+    layer.setWeights(weights);
+    tf.dispose(weights);
+  }
+}
+
+/** Each mask keeps about half of its group's channels (never none). */
+function halfMasks(analysis: ChannelAnalysis, seed: number, groups = analysis.groups.filter((g) => g.prunable)): Record<string, Uint8Array> {
+  const random = lcg(seed);
+  const masks: Record<string, Uint8Array> = {};
+  for (const group of groups) {
+    const mask = Uint8Array.from({ length: group.channels }, () => (random() < 0.5 ? 1 : 0));
+    mask[Math.floor(random() * group.channels)] = 1;
+    masks[group.id] = mask;
+  }
+  return masks;
+}
+
+/** Multiplies `tensor` along `axis` by `keep` (0/1) starting at `offset`: zeroes the dropped channels. */
+function zeroAlong(tensor: tf.Tensor, axis: number, offset: number, mask: Uint8Array): tf.Tensor {
+  return tf.tidy(() => {
+    const factors = new Float32Array(tensor.shape[axis]).fill(1);
+    mask.forEach((bit, c) => {
+      if (!bit) factors[offset + c] = 0;
+    });
+    const shape = tensor.shape.map((d, i) => (i === axis ? d : 1));
+    return tensor.mul(tf.tensor(factors, shape));
+  });
+}
+
+/**
+ * Makes the dropped channels exactly zero everywhere in the original model: producers' kernel
+ * columns and biases, BN gamma and beta (BN then outputs beta = 0 whatever its statistics),
+ * depthwise biases. Removing those channels must then not change the outputs.
+ */
+function zeroDroppedChannels(model: tf.LayersModel, analysis: ChannelAnalysis, masks: GroupMasks): void {
+  for (const [id, mask] of Object.entries(masks)) {
+    const group = analysis.groups.find((g) => g.id === id)!;
+    const edit = (name: string, plan: (w: tf.Tensor, i: number) => tf.Tensor): void => {
+      const layer = model.getLayer(name);
+      const updated = layer.getWeights().map(plan);
+      layer.setWeights(updated);
+      tf.dispose(updated);
+    };
+    for (const p of group.producers) {
+      edit(p.layer, (w, i) => zeroAlong(w, i === 0 ? w.rank - 1 : 0, p.offset, mask));
+    }
+    for (const m of group.passThrough) {
+      if (m.className === 'BatchNormalization') edit(m.layer, (w, i) => (i < 2 ? zeroAlong(w, 0, m.offset, mask) : w.clone()));
+      if (m.className === 'DepthwiseConv2D') edit(m.layer, (w, i) => (i === 1 ? zeroAlong(w, 0, m.offset, mask) : w.clone()));
+    }
+  }
+}
+
+function maxAbsDiff(a: tf.LayersModel, b: tf.LayersModel, x: tf.Tensor): number {
+  return tf.tidy(() => {
+    const ya = a.predict(x) as tf.Tensor;
+    const yb = b.predict(x) as tf.Tensor;
+    assert.deepEqual(ya.shape, yb.shape);
+    return tf.max(tf.abs(ya.sub(yb))).dataSync()[0];
+  });
+}
+
+function inputFor(model: tf.LayersModel, batch: number, seed: number): tf.Tensor {
+  const shape = model.inputs[0].shape.slice(1) as number[];
+  return tf.randomNormal([batch, ...shape], 0, 1, 'float32', seed);
+}
+
+interface Case {
+  readonly name: string;
+  readonly build: () => tf.LayersModel;
+}
+
+const cases: readonly Case[] = [
+  { name: 'resnet20', build: () => buildModel('resnet20') },
+  { name: 'vgg16 (width 1/4)', build: () => buildModel('vgg16', { widthMultiplier: 0.25 }) },
+  { name: 'concat toy', build: concatToy },
+  { name: 'flatten-of-concat toy', build: flatConcatToy },
+];
+
+for (const { name, build } of cases) {
+  test(`${name}: all-ones masks rebuild the same function, names and classes`, () => {
+    const model = build();
+    randomizeBatchNorm(model, 1);
+    const analysis = analyzeChannels(model, { pruneResidual: true });
+    const x = inputFor(model, 2, 7);
+    for (const masks of [{}, fullMasks(analysis)]) {
+      const pruned = pruneModel(model, masks, { analysis });
+      assert.equal(pruned.name, model.name);
+      assert.deepEqual(
+        pruned.layers.map((l) => [l.name, l.getClassName()]),
+        model.layers.map((l) => [l.name, l.getClassName()]),
+      );
+      assert.equal(pruned.countParams(), model.countParams());
+      // Same topology and layer settings (initializers included) as the original.
+      assert.deepEqual(pruned.toJSON(null, false), model.toJSON(null, false));
+      const diff = maxAbsDiff(model, pruned, x);
+      assert.ok(diff < 1e-5, `max |diff| ${diff}`);
+      pruned.dispose();
+    }
+    x.dispose();
+    model.dispose();
+  });
+
+  test(`${name}: removing channels that are exactly zero leaves the outputs unchanged`, () => {
+    const model = build();
+    randomizeBatchNorm(model, 2);
+    // Residual groups too: pruning them is the search's choice, physically it must be exact.
+    const analysis = analyzeChannels(model, { pruneResidual: true });
+    const masks = halfMasks(analysis, 3);
+    assert.ok(Object.keys(masks).length >= 3);
+    zeroDroppedChannels(model, analysis, masks);
+    const before = model.getWeights().map((w) => w.dataSync().slice());
+    const tensorsBefore = tf.memory().numTensors;
+    const pruned = pruneModel(model, masks, { analysis });
+    assert.ok(pruned.countParams() < model.countParams());
+    const x = inputFor(model, 2, 11);
+    const diff = maxAbsDiff(model, pruned, x);
+    x.dispose();
+    assert.ok(diff < 1e-5, `max |diff| ${diff}`);
+    // Producers shrank by their masks.
+    for (const group of analysis.groups) {
+      const kept = masks[group.id]?.reduce((s, bit) => s + bit, 0) ?? group.channels;
+      for (const p of group.producers) {
+        const kernel = pruned.getLayer(p.layer).getWeights()[0];
+        assert.equal(kernel.shape[kernel.rank - 1], kept, `${p.layer} output channels`);
+      }
+    }
+    // The original is untouched, and nothing leaked besides the new model's weights.
+    model.getWeights().forEach((w, i) => assert.deepEqual(w.dataSync(), before[i]));
+    pruned.dispose();
+    assert.equal(tf.memory().numTensors, tensorsBefore);
+    model.dispose();
+  });
+}
+
+test('dense rows behind a flatten follow the NHWC interleaving (kept weights, checked by value)', () => {
+  const model = flatConcatToy();
+  const analysis = analyzeChannels(model);
+  const masks = masksKeeping(analysis, { c1: [0, 2], c2: [1], hidden: [1, 3, 4] });
+  const pruned = pruneModel(model, masks, { analysis });
+  const original = model.getLayer('hidden').getWeights()[0].arraySync() as number[][];
+  const kernel = pruned.getLayer('hidden').getWeights()[0].arraySync() as number[][];
+  // 9 positions x 3 kept channels (0, 2 of c1; 4 = channel 1 of c2) -> rows p*5 + {0, 2, 4}.
+  assert.equal(kernel.length, 27);
+  assert.equal(kernel[0].length, 3);
+  for (let p = 0; p < 9; p++) {
+    [0, 2, 4].forEach((c, j) => {
+      assert.deepEqual(kernel[p * 3 + j], [1, 3, 4].map((u) => original[p * 5 + c][u]));
+    });
+  }
+  const out = pruned.getLayer('out').getWeights()[0].arraySync() as number[][];
+  assert.equal(out.length, 3);
+  pruned.dispose();
+  model.dispose();
+});
+
+test('a Sequential model is pruned into an equivalent functional model', () => {
+  const model = tf.sequential({
+    name: 'seq',
+    layers: [
+      tf.layers.conv2d({ name: 'c', inputShape: [5, 5, 2], filters: 4, kernelSize: 3 }),
+      tf.layers.flatten({ name: 'f' }),
+      tf.layers.dense({ name: 'd', units: 3, activation: 'relu' }),
+      tf.layers.dense({ name: 'out', units: 2 }),
+    ],
+  });
+  const analysis = analyzeChannels(model);
+  const masks = masksKeeping(analysis, { c: [1, 2, 3], d: [0, 2] });
+  zeroDroppedChannels(model, analysis, masks);
+  const pruned = pruneModel(model, masks, { analysis });
+  assert.deepEqual(pruned.getLayer('d').getWeights()[0].shape, [9 * 3, 2]);
+  const x = inputFor(model, 3, 4);
+  const diff = maxAbsDiff(model, pruned, x);
+  assert.ok(diff < 1e-5, `max |diff| ${diff}`);
+  x.dispose();
+  pruned.dispose();
+  model.dispose();
+});
+
+test('invalid masks are rejected before anything is built', () => {
+  const model = concatToy();
+  assert.throws(() => pruneModel(model, { ghost: new Uint8Array(2) }), /no channel group 'ghost'/);
+  assert.throws(() => pruneModel(model, { a_conv: new Uint8Array(5).fill(1) }), /'a_conv' has 5 entries, the group has 4/);
+  assert.throws(() => pruneModel(model, { b_conv: new Uint8Array(3) }), /'b_conv' keeps no channel/);
+  assert.throws(() => pruneModel(model, { logits: Uint8Array.from([0, 1, 1]) }), /'logits' is the model's output/);
+  model.dispose();
+});
+
+/** One SGD step on random data: the loss is finite and the weights move. */
+async function trainStep(model: tf.LayersModel): Promise<void> {
+  model.compile({ optimizer: tf.train.sgd(0.01), loss: 'meanSquaredError' });
+  const outShape = model.outputs[0].shape.slice(1) as number[];
+  const x = inputFor(model, 4, 5);
+  const y = tf.randomNormal([4, ...outShape], 0, 1, 'float32', 6);
+  const before = model.getWeights().map((w) => w.dataSync().slice());
+  const loss = (await model.trainOnBatch(x, y)) as number;
+  assert.ok(Number.isFinite(loss), `loss ${loss}`);
+  const moved = model.getWeights().some((w, i) => w.dataSync().some((v, j) => v !== before[i][j]));
+  assert.ok(moved, 'a train step changed the weights');
+  tf.dispose([x, y]);
+}
+
+test('pruned models train: fmnist-resnet (residual groups cut too) and the concat toy', async () => {
+  for (const model of [buildModel('fmnist-resnet'), concatToy()]) {
+    const analysis = analyzeChannels(model, { pruneResidual: true });
+    const pruned = pruneModel(model, halfMasks(analysis, 9), { analysis });
+    await trainStep(pruned);
+    pruned.dispose();
+    model.dispose();
+  }
+});
