@@ -216,26 +216,31 @@ function captureTensors(
   if (layers.includes(inputName)) sizes.set(inputName, shapeOf(model.inputs[0]));
   if (boundary) boundary.outputs.forEach((t, i) => sizes.set(computed[i], shapeOf(t)));
   for (const [name, size] of sizes) arrays.set(name, new Float32Array(indices.length * size));
-  let row = 0;
-  for (const batch of arrayBatches(dataset, { batchSize: options.batchSize, shuffle: false, indices, normalize: options.normalize })) {
-    const n = batch.y.length;
-    if (layers.includes(inputName)) arrays.get(inputName)!.set(batch.x, row * sizes.get(inputName)!);
-    if (boundary) {
-      const outputs = tf.tidy(() => {
-        const x = tf.tensor4d(batch.x, [...batch.shape], 'float32');
-        const result = boundary.apply(x, { training: false });
-        return Array.isArray(result) ? (result as tf.Tensor[]) : [result as tf.Tensor];
-      });
-      try {
-        outputs.forEach((tensor, i) => {
-          const name = computed[i];
-          arrays.get(name)!.set(tensor.dataSync() as Float32Array, row * sizes.get(name)!);
+  try {
+    let row = 0;
+    for (const batch of arrayBatches(dataset, { batchSize: options.batchSize, shuffle: false, indices, normalize: options.normalize })) {
+      const n = batch.y.length;
+      if (layers.includes(inputName)) arrays.get(inputName)!.set(batch.x, row * sizes.get(inputName)!);
+      if (boundary) {
+        const outputs = tf.tidy(() => {
+          const x = tf.tensor4d(batch.x, [...batch.shape], 'float32');
+          const result = boundary.apply(x, { training: false });
+          return Array.isArray(result) ? (result as tf.Tensor[]) : [result as tf.Tensor];
         });
-      } finally {
-        tf.dispose(outputs);
+        try {
+          outputs.forEach((tensor, i) => {
+            const name = computed[i];
+            arrays.get(name)!.set(tensor.dataSync() as Float32Array, row * sizes.get(name)!);
+          });
+        } finally {
+          tf.dispose(outputs);
+        }
       }
+      row += n;
     }
-    row += n;
+  } finally {
+    // Releases this model's use of the shared layers (never the original weights).
+    boundary?.dispose();
   }
   return arrays;
 }

@@ -65,7 +65,7 @@ h3 { font-size: 15px; margin: 0 0 8px; word-break: break-word; }
 .timebar .overhead { background: #E69F00; }
 .problems { background: #ffebe9; border: 1px solid #ff818266; border-radius: 6px; padding: 10px 14px; margin: 16px 0 0; }
 .problems ul { margin: 4px 0 0; padding-left: 20px; }
-.cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(400px, 1fr)); gap: 14px; }
+.cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(min(400px, 100%), 1fr)); gap: 14px; }
 .card { border: 1px solid var(--line); border-top: 4px solid var(--card, var(--accent)); border-radius: 6px; padding: 12px 14px; min-width: 0; }
 .card .kind { color: var(--muted); font-weight: 400; font-size: 13px; }
 .card .error { color: #a40e26; }
@@ -77,7 +77,8 @@ td.num, th.num { text-align: right; white-space: nowrap; }
 .metrics td small, td small { color: var(--muted); }
 td small.good { color: #116329; } td small.bad { color: #a40e26; }
 .na { color: #8c959f; font-weight: 400; }
-.plots { display: grid; grid-template-columns: repeat(auto-fill, minmax(380px, 1fr)); gap: 14px; margin-top: 16px; }
+.plots { display: grid; grid-template-columns: repeat(auto-fill, minmax(min(380px, 100%), 1fr)); gap: 14px; }
+.scroll { overflow-x: auto; margin-bottom: 12px; }
 figure { margin: 0; border: 1px solid var(--line); border-radius: 6px; padding: 8px; max-width: 100%; }
 figure.wide { width: 100%; }
 figcaption { color: var(--muted); font-size: 12px; margin-top: 4px; }
@@ -386,18 +387,20 @@ function renderSubnetworks(report: Report): string {
     return `<tr>${cells.join('')}</tr>`;
   });
   const table = [
-    '<table class="subnets"><thead><tr>',
+    '<div class="scroll"><table class="subnets"><thead><tr>',
     '<th>Sub-network</th><th class="num">Layers</th><th class="num">Groups</th><th class="num">MACs</th><th class="num">Params</th><th class="num">Front</th><th class="num">Evaluations</th><th class="num">Generations</th><th class="num">Search time</th><th class="num">Hypervolume</th>',
     '</tr></thead><tbody>',
     ...rows,
-    '</tbody></table>',
+    '</tbody></table></div>',
   ].join('\n');
   const plots = report.subnetworks.map((subnet, index) => renderSubnetPlot(report, subnet, index));
-  return ['<section id="subnetworks">', '<h2>Sub-network fronts</h2>', table, `<div class="plots">\n${plots.join('\n')}\n</div>`, '</section>'].join('\n');
+  const legend =
+    '<p class="sub">Each plot is one sub-network\'s Pareto front: its FLOPs (over the unpruned sub-network\'s) against the global impairment it causes with every other sub-network unpruned. The step line is the front\'s attainment curve; rings mark the points the targets\' final schemes use (hover a point for its id).</p>';
+  return ['<section id="subnetworks">', '<h2>Sub-network fronts</h2>', table, legend, `<div class="plots">\n${plots.join('\n')}\n</div>`, '</section>'].join('\n');
 }
 
 function renderSubnetPlot(report: Report, subnet: ReportSubnetwork, index: number): string {
-  const caption = `<figcaption>${escapeHtml(subnet.id)}: ${subnet.layers} layers, ${subnet.groupIds.length} channel groups, ${escapeHtml(formatCompact(subnet.macs))} MACs. Step line: the front's attainment curve; rings: points the targets chose.</figcaption>`;
+  const caption = `<figcaption>${escapeHtml(subnet.id)}: ${subnet.layers} layers, ${subnet.groupIds.length} channel groups, ${escapeHtml(formatCompact(subnet.macs))} MACs, ${subnet.front?.length ?? 0} front points.</figcaption>`;
   if (subnet.front === undefined || subnet.front.length === 0) {
     return `<figure><p class="empty">${escapeHtml(subnet.id)}: no front (the search did not finish).</p>${caption}</figure>`;
   }
@@ -474,9 +477,9 @@ function renderLayers(report: Report): string {
       layers.length === 0
         ? '<p class="empty">This target has no per-layer data.</p>'
         : [
-            '<table class="layers"><thead><tr><th class="num">#</th><th>Layer</th><th>Class</th><th class="num">Channels before</th><th class="num">After</th><th class="num">Kept</th><th></th></tr></thead><tbody>',
+            '<div class="scroll"><table class="layers"><thead><tr><th class="num">#</th><th>Layer</th><th>Class</th><th class="num">Channels before</th><th class="num">After</th><th class="num">Kept</th><th></th></tr></thead><tbody>',
             ...rows,
-            '</tbody></table>',
+            '</tbody></table></div>',
           ].join('\n'),
       '</details>',
     ].join('\n');

@@ -6,6 +6,9 @@
  * a last, smaller batch is weighted correctly and there is one host sync per evaluation.
  */
 import { tf } from '../engine/backend.ts';
+import type { ImageDataset } from '../data/dataset.ts';
+import type { Normalization } from '../data/batches.ts';
+import { batches as tensorBatches } from '../data/tensor-batches.ts';
 import { perExampleCrossEntropy } from './losses.ts';
 import { disposeBatch, logitsFn } from './step.ts';
 import type { Batch, LogitsFn } from './step.ts';
@@ -21,11 +24,30 @@ export interface EvaluationResult {
 }
 
 export interface EvaluateOptions {
+  /** When evaluating an ImageDataset: batch size (default 256), normalisation (default 'unit', must match training), subset. */
+  readonly batchSize?: number;
+  readonly normalize?: Normalization;
+  readonly indices?: ArrayLike<number>;
   /**
    * Dispose each batch after use (default true: batch iterators hand out fresh tensors and
    * the consumer frees them). Pass false to evaluate tensors you keep, e.g. cached features.
    */
   readonly disposeBatches?: boolean;
+}
+
+/**
+ * Batches of `dataset` for evaluation (no shuffle, no augmentation), normalised like training.
+ * The consumer disposes each one (evaluate does).
+ */
+export function evaluationBatches(
+  dataset: ImageDataset,
+  options: { readonly batchSize?: number; readonly normalize?: Normalization; readonly indices?: ArrayLike<number> } = {},
+): Iterable<Batch> {
+  return tensorBatches(dataset, { batchSize: options.batchSize ?? 256, shuffle: false, normalize: options.normalize, indices: options.indices });
+}
+
+function isDataset(data: Iterable<Batch> | ImageDataset): data is ImageDataset {
+  return (data as ImageDataset).images instanceof Uint8Array;
 }
 
 /** Labels as class indices [batch] (arg-max of one-hot/soft targets). */
@@ -34,10 +56,12 @@ function labelIndices(labels: tf.Tensor): tf.Tensor1D {
 }
 
 /**
- * Evaluates `model` (a LayersModel or a LogitsFn) on every batch of `batches`.
+ * Evaluates `model` (a LayersModel or a LogitsFn) on every batch of `data` (a batch stream, or
+ * an ImageDataset batched with `options.batchSize`/`normalize`/`indices`).
  */
-export function evaluate(model: tf.LayersModel | LogitsFn, batches: Iterable<Batch>, options: EvaluateOptions = {}): EvaluationResult {
+export function evaluate(model: tf.LayersModel | LogitsFn, data: Iterable<Batch> | ImageDataset, options: EvaluateOptions = {}): EvaluationResult {
   const forward = typeof model === 'function' ? model : logitsFn(model);
+  const batches = isDataset(data) ? evaluationBatches(data, options) : data;
   const disposeBatches = options.disposeBatches ?? true;
   let lossSum: tf.Scalar = tf.scalar(0);
   let top1Sum: tf.Scalar = tf.scalar(0);

@@ -16,7 +16,10 @@ import type { ImageDataset } from '../data/dataset.ts';
 import { batchCount } from '../data/batches.ts';
 import type { AugmentOptions, Normalization } from '../data/batches.ts';
 import { batches as tensorBatches } from '../data/tensor-batches.ts';
-import { evaluate } from './evaluate.ts';
+import { evaluate, evaluationBatches } from './evaluate.ts';
+
+// Re-exported for callers that import the loop and its evaluation batches together.
+export { evaluationBatches };
 import type { EvaluationResult } from './evaluate.ts';
 import { createOptimizer } from './optimizers.ts';
 import type { Optimizer, OptimizerSpec } from './optimizers.ts';
@@ -97,14 +100,6 @@ export interface FitResult {
 
 function isDataset(data: TrainData): data is ImageDataset {
   return (data as ImageDataset).images instanceof Uint8Array;
-}
-
-/**
- * Batches of `dataset` for evaluation (no shuffle, no augmentation), normalised like training.
- * The consumer disposes each one (evaluate does).
- */
-export function evaluationBatches(dataset: ImageDataset, options: { readonly batchSize?: number; readonly normalize?: Normalization; readonly indices?: ArrayLike<number> } = {}): Iterable<Batch> {
-  return tensorBatches(dataset, { batchSize: options.batchSize ?? 256, shuffle: false, normalize: options.normalize, indices: options.indices });
 }
 
 /** Trains `model` in place; returns the per-epoch history. */

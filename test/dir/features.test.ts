@@ -129,7 +129,9 @@ describe('computeBoundaryFeatures', () => {
   });
 
   test('a per-k computation (prefix only) gives the same features as the one-pass computation', () => {
+    const tensorsBefore = tf.memory().numTensors;
     const only = computeBoundaryFeatures(model, division, dataset, subsets, { subnets: ['k2'], batchSize: 16, log: quiet });
+    assert.equal(tf.memory().numTensors, tensorsBefore, 'computeBoundaryFeatures leaks tensors');
     assert.deepEqual([...only.keys()], ['k2']);
     assertIdentical(only.get('k2')!, all.get('k2')!);
   });

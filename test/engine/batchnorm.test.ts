@@ -6,6 +6,7 @@
 import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { tf } from '../../src/engine/backend.ts';
+import { installBatchNormTraining } from '../../src/engine/batchnorm.ts';
 import { onBackend, relativeError, seededValues, setupBackends, sizeOf } from './helpers.ts';
 
 const TOLERANCE = 1e-4;
@@ -119,6 +120,93 @@ describe('training-mode batch norm gradients match the closed form', () => {
         const actual = await onBackend(backend, () => trainingBatchNormGrads(shape, 7));
         for (const key of ['dx', 'dgamma', 'dbeta'] as const) {
           const error = relativeError(actual[key], reference[key]);
+          assert.ok(error < TOLERANCE, `${key}: relative error ${error.toExponential(2)}`);
+        }
+      });
+    }
+  }
+});
+
+/**
+ * tf.layers.batchNormalization in training mode, patched by installBatchNormTraining: output,
+ * moving statistics and gradients against plain JS (the closed form above and the tfjs-layers
+ * moving-average formula).
+ */
+function layerTraining(shape: number[], seed: number): {
+  y: Float32Array;
+  movingMean: Float32Array;
+  movingVariance: Float32Array;
+  dx: Float32Array;
+  dgamma: Float32Array;
+  dbeta: Float32Array;
+} {
+  const channels = shape[shape.length - 1];
+  const layer = tf.layers.batchNormalization({ momentum: 0.9, epsilon: 1e-3 });
+  layer.build(shape);
+  const [gammaVar, betaVar] = layer.trainableWeights;
+  gammaVar.write(tf.tensor1d(seededValues(channels, seed + 1)));
+  betaVar.write(tf.tensor1d(seededValues(channels, seed + 2)));
+  const x = tf.tensor(seededValues(sizeOf(shape), seed).map((v) => 3 + 2 * v), shape);
+  const g = tf.tensor(seededValues(sizeOf(shape), seed + 3), shape);
+  const y = tf.tidy(() => (layer.apply(x, { training: true }) as tf.Tensor).dataSync() as Float32Array);
+  const moving = layer.getWeights().slice(2).map((w) => w.dataSync() as Float32Array);
+  const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(layer.apply(x, { training: true }) as tf.Tensor, g)) as tf.Scalar, layer.trainableWeights.map((w) => w.read() as tf.Variable));
+  const dx = tf.grad((input: tf.Tensor) => tf.sum(tf.mul(layer.apply(input, { training: true }) as tf.Tensor, g)))(x);
+  const result = {
+    y,
+    movingMean: moving[0],
+    movingVariance: moving[1],
+    dx: dx.dataSync() as Float32Array,
+    dgamma: grads[(gammaVar.read() as tf.Variable).name].dataSync() as Float32Array,
+    dbeta: grads[(betaVar.read() as tf.Variable).name].dataSync() as Float32Array,
+  };
+  tf.dispose([x, g, value, dx, ...Object.values(grads)]);
+  for (const weight of layer.weights) weight.dispose();
+  return result;
+}
+
+describe('patched tf.layers.batchNormalization (training) matches plain JS', () => {
+  before(async () => {
+    await setupBackends();
+    installBatchNormTraining();
+  });
+  for (const shape of [
+    [4, 5, 3, 6],
+    [9, 4],
+  ]) {
+    for (const backend of ['cpu', 'wasm'] as const) {
+      it(`${backend} x=${shape.join('x')}`, async () => {
+        const seed = 21;
+        const reference = closedFormGrads(shape, seed);
+        const actual = await onBackend(backend, () => layerTraining(shape, seed));
+        // Output and moving statistics from first principles.
+        const channels = shape[shape.length - 1];
+        const x = seededValues(sizeOf(shape), seed).map((v) => 3 + 2 * v);
+        const gamma = seededValues(channels, seed + 1);
+        const beta = seededValues(channels, seed + 2);
+        const rows = x.length / channels;
+        const y = new Float32Array(x.length);
+        const movingMean = new Float32Array(channels);
+        const movingVariance = new Float32Array(channels);
+        for (let c = 0; c < channels; c++) {
+          let mean = 0;
+          for (let i = 0; i < rows; i++) mean += x[i * channels + c] / rows;
+          let variance = 0;
+          for (let i = 0; i < rows; i++) variance += (x[i * channels + c] - mean) ** 2 / rows;
+          for (let i = 0; i < rows; i++) y[i * channels + c] = (gamma[c] * (x[i * channels + c] - mean)) / Math.sqrt(variance + 1e-3) + beta[c];
+          movingMean[c] = 0 - (0 - mean) * 0.1; // initial moving mean 0, momentum 0.9
+          movingVariance[c] = 1 - (1 - variance) * 0.1; // initial moving variance 1
+        }
+        const checks: Array<[string, Float32Array, Float32Array]> = [
+          ['y', actual.y, y],
+          ['movingMean', actual.movingMean, movingMean],
+          ['movingVariance', actual.movingVariance, movingVariance],
+          ['dx', actual.dx, reference.dx],
+          ['dgamma', actual.dgamma, reference.dgamma],
+          ['dbeta', actual.dbeta, reference.dbeta],
+        ];
+        for (const [key, a, b] of checks) {
+          const error = relativeError(a, b);
           assert.ok(error < TOLERANCE, `${key}: relative error ${error.toExponential(2)}`);
         }
       });

@@ -78,6 +78,12 @@ test('the report renders cleanly in Chromium', { skip: existsSync(CHROMIUM) ? fa
 
     await mkdir(resolve('test-output'), { recursive: true });
     await page.screenshot({ path: SCREENSHOT, fullPage: true });
+
+    // On a narrow window wide tables scroll inside their box and plots shrink; the page does not.
+    await page.setViewportSize({ width: 640, height: 900 });
+    assert.equal(await page.evaluate('document.documentElement.scrollWidth - document.documentElement.clientWidth'), 0);
+    const narrowBox = await page.locator('#joint-front svg').boundingBox();
+    assert.ok(narrowBox && narrowBox.width <= 640 && narrowBox.height > 100, `joint front at 640 px: ${JSON.stringify(narrowBox)}`);
   } finally {
     await browser.close();
     await rm(dir, { recursive: true, force: true });

@@ -122,6 +122,6 @@ describe('FileStore specifics', () => {
       reads++;
     }
     await writes;
-    assert.ok(reads > 0);
+    assert.ok(reads > 0, 'expected: reads > 0');
   });
 });

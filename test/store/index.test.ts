@@ -6,24 +6,24 @@ import { FileStore, S3Store, openStore, parseStoreLocation } from '../../src/sto
 describe('openStore', () => {
   it('opens s3:// locations as S3Store with bucket and prefix', () => {
     const store = openStore('s3://emo-bucket/team/a/', { s3: { region: 'eu-west-1' } });
-    assert.ok(store instanceof S3Store);
+    assert.ok(store instanceof S3Store, 'expected: store instanceof S3Store');
     assert.equal(store.bucket, 'emo-bucket');
     assert.equal(store.keyPrefix, 'team/a/');
     assert.equal(store.location, 's3://emo-bucket/team/a');
     store.client.destroy();
     const bare = openStore('s3://emo-bucket', { s3: { region: 'eu-west-1' } });
-    assert.ok(bare instanceof S3Store);
+    assert.ok(bare instanceof S3Store, 'expected: bare instanceof S3Store');
     assert.equal(bare.keyPrefix, '');
     bare.client.destroy();
   });
 
   it('opens file:// URLs and plain paths as FileStore', () => {
     const fromUrl = openStore('file:///tmp/emo%20dir/store');
-    assert.ok(fromUrl instanceof FileStore);
+    assert.ok(fromUrl instanceof FileStore, 'expected: fromUrl instanceof FileStore');
     assert.equal(fromUrl.root, '/tmp/emo dir/store');
     assert.equal(fromUrl.location, 'file:///tmp/emo%20dir/store');
     const relative = openStore('.emo-dir/store');
-    assert.ok(relative instanceof FileStore);
+    assert.ok(relative instanceof FileStore, 'expected: relative instanceof FileStore');
     assert.equal(relative.root, resolve('.emo-dir/store'));
     assert.equal((openStore('/abs/dir') as FileStore).root, '/abs/dir');
   });

@@ -35,8 +35,8 @@ describe('store key layout (DESIGN §3)', () => {
     assert.equal(subnet.features, 'scratch/run-2026.11_28/subnets/007/features/');
     assert.equal(subnet.checkpoints, 'scratch/run-2026.11_28/subnets/007/checkpoints/');
     assert.equal(subnet.checkpoint(42), 'scratch/run-2026.11_28/subnets/007/checkpoints/gen-000042.json');
-    assert.ok(subnet.checkpoint(1).startsWith(SCRATCH_PREFIX) && subnet.features.startsWith(run.scratchPrefix));
-    assert.ok(subnet.front.startsWith(run.prefix) && !subnet.front.startsWith(SCRATCH_PREFIX));
+    assert.ok(subnet.checkpoint(1).startsWith(SCRATCH_PREFIX) && subnet.features.startsWith(run.scratchPrefix), 'expected: subnet.checkpoint(1).startsWith(SCRATCH_PREFIX) && subnet.features....');
+    assert.ok(subnet.front.startsWith(run.prefix) && !subnet.front.startsWith(SCRATCH_PREFIX), 'expected: subnet.front.startsWith(run.prefix) && !subnet.front.startsWith(SCR...');
     assert.equal(subnet.front, 'runs/run-2026.11_28/subnets/007/front.json');
     assert.equal(subnet.log, 'runs/run-2026.11_28/subnets/007/log.jsonl');
     assert.equal(run.subnet('stage2').prefix, 'runs/run-2026.11_28/subnets/stage2/');
@@ -52,7 +52,7 @@ describe('store key layout (DESIGN §3)', () => {
     const subnets = [0, 1, 9, 10, 11, 100].map((k) => run.subnet(k).prefix);
     assert.deepEqual([...subnets].sort(), subnets);
     // A sub-network's prefix never matches another sub-network's keys.
-    assert.ok(!run.subnet(10).front.startsWith(run.subnet(1).prefix));
+    assert.ok(!run.subnet(10).front.startsWith(run.subnet(1).prefix), 'expected: !run.subnet(10).front.startsWith(run.subnet(1).prefix)');
   });
 
   it('finds the latest checkpoint numerically', () => {

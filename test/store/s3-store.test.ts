@@ -93,7 +93,7 @@ describe('S3Store against a mocked S3 client', () => {
     mock.on(PutObjectCommand).rejects(s3Error('PreconditionFailed', 412));
     const store = mockedStore();
     await assert.rejects(store.put('runs/r1/front.json', 'x', { ifNoneMatch: true }), (error: unknown) => {
-      assert.ok(error instanceof AlreadyExistsError);
+      assert.ok(error instanceof AlreadyExistsError, 'expected: error instanceof AlreadyExistsError');
       assert.equal(error.key, 'runs/r1/front.json');
       assert.equal(error.location, 's3://emo-bucket/base/dir');
       return true;

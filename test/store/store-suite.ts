@@ -113,7 +113,7 @@ export function runStoreSuite(
       const winners = results.flatMap((result, i) => (result.status === 'fulfilled' ? [writers[i]] : []));
       assert.equal(winners.length, 1, `winners: ${winners.join(', ')}`);
       for (const result of results) {
-        if (result.status === 'rejected') assert.ok(result.reason instanceof AlreadyExistsError);
+        if (result.status === 'rejected') assert.ok(result.reason instanceof AlreadyExistsError, 'expected: result.reason instanceof AlreadyExistsError');
       }
       assert.equal(await getText(store, 'runs/r1/report.json'), winners[0]);
     });

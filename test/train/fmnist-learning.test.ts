@@ -68,10 +68,11 @@ test(`fmnist-resnet learns Fashion-MNIST: >= 85% test top-1 from ${TRAIN_IMAGES}
   // BN recalibration on a real network: wreck every BN layer's moving statistics (the state a
   // model is in right after physical pruning), then re-estimate them from 8 training batches.
   for (const layer of batchNormLayers(model)) {
+    // getWeights() hands out the live variables: only the new tensors are ours to dispose.
     const [gamma, beta, mean, variance] = layer.getWeights();
-    const shifted = tf.tidy(() => [gamma, beta, tf.add(mean, tf.randomNormal(mean.shape, 0, 1, 'float32', 3)), tf.mul(variance, 4)]);
-    layer.setWeights(shifted);
-    tf.dispose(shifted);
+    const corrupted = tf.tidy(() => [tf.add(mean, tf.randomNormal(mean.shape, 0, 1, 'float32', 3)), tf.mul(variance, 4)]);
+    layer.setWeights([gamma, beta, ...corrupted]);
+    tf.dispose(corrupted);
   }
   const broken = evaluate(model, evaluationBatches(testSet, { batchSize: 500 }));
   recalibrateBatchNorm(model, tensorBatches(train, { batchSize: 128, seed: 2, shuffle: true }), { maxBatches: 8 });

@@ -5,7 +5,7 @@ import { initEngine, tf } from '../../src/engine/backend.ts';
 import { createDataset } from '../../src/data/dataset.ts';
 import type { ImageDataset } from '../../src/data/dataset.ts';
 import { SgdOptimizer } from '../../src/train/optimizers.ts';
-import { classifierTrainStep, logitsFn, trainStep, trainableVariables } from '../../src/train/step.ts';
+import { DropoutSeeder, classifierTrainStep, logitsFn, trainStep, trainableVariables } from '../../src/train/step.ts';
 import type { Batch } from '../../src/train/step.ts';
 import { evaluate } from '../../src/train/evaluate.ts';
 import { evaluationBatches, fit } from '../../src/train/fit.ts';
@@ -214,6 +214,19 @@ describe('evaluate', () => {
     tf.dispose([exactRows.x, exactRows.y]);
     assert.throws(() => evaluate((x) => x, []), /no examples/);
   });
+
+  test('an ImageDataset is batched for evaluation; the batch size does not change the result', () => {
+    const model = tinyModel(13);
+    const data = syntheticDataset(23);
+    const whole = evaluate(model, evaluationBatches(data, { batchSize: 23 }));
+    const pieces = evaluate(model, data, { batchSize: 5 });
+    assert.equal(pieces.count, 23);
+    assert.ok(Math.abs(whole.loss - pieces.loss) < 1e-5);
+    assert.equal(whole.top1, pieces.top1);
+    const subset = evaluate(model, data, { indices: [0, 1, 2] });
+    assert.equal(subset.count, 3);
+    model.dispose();
+  });
 });
 
 describe('recalibrateBatchNorm', () => {
@@ -349,6 +362,43 @@ describe('fit', () => {
     assert.ok(Number.isFinite(result.history[1].loss));
     teacher.dispose();
     student.dispose();
+  });
+
+  test('dropout masks are seeded per step: reproducible runs, varying masks, config restored', async () => {
+    const makeModel = (): tf.LayersModel => {
+      const input = tf.input({ shape: [8] });
+      const hidden = tf.layers.dense({ units: 32, activation: 'relu', kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }) }).apply(input) as tf.SymbolicTensor;
+      const dropped = tf.layers.dropout({ rate: 0.5 }).apply(hidden) as tf.SymbolicTensor;
+      const out = tf.layers.dense({ units: 3, kernelInitializer: tf.initializers.glorotUniform({ seed: 2 }) }).apply(dropped) as tf.SymbolicTensor;
+      return tf.model({ inputs: input, outputs: out });
+    };
+    const x = tf.randomNormal([16, 8], 0, 1, 'float32', 5);
+    const y = tf.tensor1d(Array.from({ length: 16 }, (_, i) => i % 3), 'int32');
+    const data = { stepsPerEpoch: 3, batches: () => [0, 1, 2].map(() => ({ x: x.clone(), y: y.clone() })) };
+
+    const seeder = new DropoutSeeder(makeModel());
+    assert.equal(seeder.count, 1);
+    const probe = makeModel();
+    const probeSeeder = new DropoutSeeder(probe);
+    const forward = (seed: number, step: number): Float32Array => {
+      probeSeeder.seed(seed, step);
+      return tf.tidy(() => (probe.apply(x, { training: true }) as tf.Tensor).dataSync() as Float32Array);
+    };
+    assert.deepEqual(forward(1, 0), forward(1, 0));
+    assert.notDeepEqual(forward(1, 0), forward(1, 1));
+    probeSeeder.restore();
+    assert.equal((probe.layers[2].getConfig() as { seed?: number }).seed, undefined);
+
+    const weights: Float32Array[][] = [];
+    for (let run = 0; run < 2; run += 1) {
+      const model = makeModel();
+      await fit(model, data, { epochs: 2, batchSize: 16, seed: 3, schedule: { kind: 'constant', lr: 0.1 } });
+      weights.push(model.getWeights().map((w) => w.dataSync() as Float32Array));
+      model.dispose();
+    }
+    weights[0].forEach((values, i) => close(values, weights[1][i], 0, `dropout run weight ${i}`));
+    tf.dispose([x, y]);
+    probe.dispose();
   });
 
   test('rejects bad options', async () => {

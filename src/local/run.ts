@@ -1,0 +1,250 @@
+/**
+ * `emo-dir run <spec>` (DESIGN §4, embedded mode): one run of the deployed workflow on this
+ * machine. The spec goes to `runs/<runId>/spec.json` in a directory-backed store, exactly as
+ * `emo-dir submit` writes it to S3; then statemachine/emo-dir.asl.json runs under
+ * aws-local-stepfunctions with the Lambda handlers in-process and the Batch jobs as worker
+ * processes (embedded-runner.ts, job-runner.ts).
+ *
+ * The handlers are parameters, not imports: the Lambda entry points (functions/) are wired by the
+ * CLI, so this module owns no pipeline logic and tests can run the real definition with their own.
+ */
+import { cp, readFile, stat } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadDefinition, type Substitutions } from '../../statemachine/definition.ts';
+import { timestampRunId } from '../cloud/names.ts';
+import { executionInputSchema } from '../schema/messages.ts';
+import { runSpecSchema } from '../schema/spec.ts';
+import { isSweepSpec } from '../schema/sweep.ts';
+import { parseWith } from '../schema/validate.ts';
+import { FileStore } from '../store/file-store.ts';
+import { runKeys } from '../store/keys.ts';
+import { AlreadyExistsError, type ObjectStore } from '../store/object-store.ts';
+import { LOCAL_ARNS, runStateMachineLocally, type ExecutionStatus, type LambdaFunction } from './embedded-runner.ts';
+import { LocalProcessJobRunner, type JobRecord, type JobRunner, type RetryPolicy } from './job-runner.ts';
+import { ProgressDisplay, type ProgressMode, type ProgressStream } from './progress.ts';
+
+/** The Lambda handlers of the workflow (functions/plan, merge, report). */
+export interface LocalHandlers {
+  readonly plan: LambdaFunction;
+  readonly merge: LambdaFunction;
+  /** Handles `{action: 'report'}` and, unless `recordFailure` is given, `{action: 'recordFailure'}`. */
+  readonly report: LambdaFunction;
+  /** The RecordFailure state's handler; in AWS it is the report function (statemachine/README.md). */
+  readonly recordFailure?: LambdaFunction;
+}
+
+/** What a handler factory gets: the run's store and the environment the Lambdas would have. */
+export interface HandlerContext {
+  readonly store: ObjectStore;
+  readonly env: Readonly<Record<string, string>>;
+}
+
+export interface RunLocalOptions {
+  /** The run spec as parsed JSON; or give `specPath`. */
+  readonly spec?: unknown;
+  readonly specPath?: string;
+  /** Directory of the store. Default `.emo-dir`. */
+  readonly storeDir?: string;
+  /** Worker processes at once. Default os.availableParallelism(). */
+  readonly workers?: number;
+  /** The execution input's maxConcurrency (Batch jobs per Map at once; the ASL defaults it). */
+  readonly maxConcurrency?: number;
+  /** The caller prints a JSON result on stdout: progress is reduced to important lines (on stderr). */
+  readonly json?: boolean;
+  readonly quiet?: boolean;
+  readonly handlers: LocalHandlers | ((context: HandlerContext) => LocalHandlers);
+  /** Runs the Batch jobs instead of worker processes (tests, other backends). */
+  readonly jobRunner?: JobRunner;
+  /** The worker's command line, to which each job's command is appended. Default: node + tsx + containers/worker.ts. */
+  readonly workerCommand?: readonly string[];
+  /** Extra environment for the workers. */
+  readonly workerEnv?: Readonly<Record<string, string>>;
+  /** Default: the Batch job definitions' (job-runner.ts BATCH_RETRY_POLICY). */
+  readonly retry?: RetryPolicy;
+  /** Between SIGTERM and SIGKILL when workers are cancelled. Default 10 s. */
+  readonly killGraceMs?: number;
+  /** Where progress goes. Default process.stderr. */
+  readonly progressStream?: ProgressStream;
+  readonly progressMode?: ProgressMode;
+  /** Aborting stops the execution and terminates the workers. */
+  readonly signal?: AbortSignal;
+  /** Names the run when the spec has no runId. Default: now. */
+  readonly now?: Date;
+  /** Milliseconds before each Step Functions retry, by state name (tests). */
+  readonly retryIntervalOverrides?: Readonly<Record<string, number>>;
+}
+
+export interface RunLocalResult {
+  readonly runId: string;
+  /** `file:///abs/dir`: the store location, as EMO_DIR_STORE takes it. */
+  readonly store: string;
+  readonly specKey: string;
+  readonly status: ExecutionStatus;
+  readonly wallSeconds: number;
+  /** Sum of every worker attempt's wall time (what Batch would bill). */
+  readonly workerSeconds: number;
+  readonly output?: unknown;
+  readonly error?: { readonly Error: string; readonly Cause: string };
+  readonly jobs: readonly JobRecord[];
+}
+
+/** The stand-in ARNs, as statemachine/definition.ts needs them (a missing one fails to compile). */
+export const LOCAL_SUBSTITUTIONS: Substitutions = LOCAL_ARNS;
+
+/**
+ * The worker command as containers/Dockerfile runs it, with absolute paths so that `emo-dir run`
+ * works from any directory.
+ */
+export function defaultWorkerCommand(): string[] {
+  return [
+    process.execPath,
+    '--import',
+    import.meta.resolve('tsx'),
+    fileURLToPath(new URL('../../containers/worker.ts', import.meta.url)),
+  ];
+}
+
+export async function runLocal(options: RunLocalOptions): Promise<RunLocalResult> {
+  const started = performance.now();
+  const source = options.specPath ?? 'spec';
+  const rawSpec = options.spec ?? (await readSpecFile(options.specPath));
+  if (isSweepSpec(rawSpec)) {
+    throw new Error(`${source}: a sweep spec (with "models") cannot run locally as one run; run each model's spec, or submit the sweep`);
+  }
+  const parsed = parseWith(runSpecSchema, rawSpec, source);
+  const runId = parsed.runId ?? timestampRunId(parsed.model, options.now ?? new Date());
+  const store = new FileStore(options.storeDir ?? '.emo-dir');
+  const baseDir = options.specPath === undefined ? process.cwd() : dirname(resolve(options.specPath));
+  const model = await resolveLocalModel(parsed.model, runId, store, baseDir, source);
+  const specKey = runKeys(runId).spec;
+  await writeSpecOnce(store, specKey, `${JSON.stringify({ ...parsed, runId, model }, null, 2)}\n`);
+
+  const env = { EMO_DIR_STORE: store.location };
+  const handlers = typeof options.handlers === 'function' ? options.handlers({ store, env }) : options.handlers;
+  const { report, recordFailure } = handlers;
+  const lambdas: Record<string, LambdaFunction> = {
+    [LOCAL_ARNS.PlanFunctionArn]: handlers.plan,
+    [LOCAL_ARNS.MergeFunctionArn]: handlers.merge,
+    // One function serves Report and RecordFailure in AWS; the event's `action` tells them apart.
+    [LOCAL_ARNS.ReportFunctionArn]: (event) =>
+      recordFailure !== undefined && (event as { action?: unknown } | null)?.action === 'recordFailure' ? recordFailure(event) : report(event),
+  };
+
+  const display = new ProgressDisplay({
+    stream: options.progressStream ?? process.stderr,
+    ...(options.progressMode !== undefined
+      ? { mode: options.progressMode }
+      : options.json === true || options.quiet === true
+        ? { mode: 'quiet' as const }
+        : {}),
+  });
+  const ownRunner = options.jobRunner === undefined;
+  const jobRunner =
+    options.jobRunner ??
+    new LocalProcessJobRunner({
+      ...(options.workers === undefined ? {} : { concurrency: options.workers }),
+      command: options.workerCommand ?? defaultWorkerCommand(),
+      env: { ...options.workerEnv, ...env },
+      ...(options.retry === undefined ? {} : { retry: options.retry }),
+      ...(options.killGraceMs === undefined ? {} : { killGraceMs: options.killGraceMs }),
+      onEvent: display.onJobEvent,
+      onOutput: display.onOutput,
+      log: display.log,
+    });
+  const onAbort = (): void => void jobRunner.stop();
+  options.signal?.addEventListener('abort', onAbort, { once: true });
+
+  const input = parseWith(
+    executionInputSchema,
+    { runId, specKey, ...(options.maxConcurrency === undefined ? {} : { maxConcurrency: options.maxConcurrency }) },
+    'execution input',
+  );
+  display.log(`run ${runId}: store ${store.location}, ${jobRunner.concurrency} worker(s)`);
+  try {
+    const execution = await runStateMachineLocally({
+      definition: loadDefinition(LOCAL_SUBSTITUTIONS),
+      input,
+      lambdas,
+      jobRunner,
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+      ...(options.retryIntervalOverrides === undefined ? {} : { retryIntervalOverrides: options.retryIntervalOverrides }),
+      onEvent: (event) => {
+        // Top-level Tasks and Maps only: the Map iterations' own states are the jobs' progress.
+        if (event.type === 'StateEntered' && event.index === undefined && (event.state?.type === 'Task' || event.state?.type === 'Map')) {
+          display.log(`> ${event.state.name}`);
+        }
+      },
+    });
+    const wallSeconds = (performance.now() - started) / 1000;
+    const workerSeconds = execution.jobs.reduce((sum, record) => sum + record.workerSeconds, 0);
+    display.close();
+    display.log(
+      `run ${runId}: ${execution.status} in ${wallSeconds.toFixed(1)} s wall, ${workerSeconds.toFixed(1)} worker-seconds` +
+        (execution.error === undefined ? '' : ` (${execution.error.Error})`),
+    );
+    return {
+      runId,
+      store: store.location,
+      specKey,
+      status: execution.status,
+      wallSeconds,
+      workerSeconds,
+      ...(execution.output === undefined ? {} : { output: execution.output }),
+      ...(execution.error === undefined ? {} : { error: execution.error }),
+      jobs: execution.jobs,
+    };
+  } finally {
+    options.signal?.removeEventListener('abort', onAbort);
+    display.close();
+    if (ownRunner) await jobRunner.stop();
+  }
+}
+
+async function readSpecFile(specPath: string | undefined): Promise<unknown> {
+  if (specPath === undefined) throw new Error('runLocal needs a spec or a specPath');
+  const text = await readFile(specPath, 'utf8');
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (error) {
+    throw new Error(`${specPath} is not valid JSON: ${(error as Error).message}`, { cause: error });
+  }
+}
+
+/** Create-only, but a rerun with identical bytes is fine (as cloud/runs.ts writeOnce). */
+async function writeSpecOnce(store: ObjectStore, key: string, text: string): Promise<void> {
+  try {
+    await store.put(key, text, { ifNoneMatch: true, contentType: 'application/json' });
+  } catch (error) {
+    if (!(error instanceof AlreadyExistsError)) throw error;
+    const existing = Buffer.from(await store.get(key)).toString('utf8');
+    if (existing !== text) {
+      throw new Error(`${key} (in ${store.location}) already exists with a different spec: that run id is taken (choose another runId, or omit it)`, {
+        cause: error,
+      });
+    }
+  }
+}
+
+/**
+ * A spec's model as the pipeline reads it: `zoo:<name>` and store prefixes stay as they are; a
+ * local directory (absolute, or starting with `.`, `~` or `file:`, as for `emo-dir submit`) is
+ * copied to `runs/<runId>/model/`, so the run reads its model from the store as in the cloud.
+ */
+async function resolveLocalModel(ref: string, runId: string, store: FileStore, baseDir: string, source: string): Promise<string> {
+  const isLocal = isAbsolute(ref) || ref.startsWith('.') || ref.startsWith('~') || ref.startsWith('file:');
+  if (!isLocal) return ref;
+  const dir = ref.startsWith('file:')
+    ? fileURLToPath(ref)
+    : ref === '~' || ref.startsWith('~/')
+      ? join(homedir(), ref.slice(1))
+      : resolve(baseDir, ref);
+  const isModelDir = await stat(join(dir, 'model.json')).then((info) => info.isFile(), () => false);
+  if (!isModelDir) throw new Error(`${source}: field model: ${dir} is not a directory holding model.json`);
+  const prefix = `${runKeys(runId).prefix}model/`;
+  if (!(await store.exists(`${prefix}model.json`))) {
+    await cp(dir, join(store.root, ...prefix.split('/').filter(Boolean)), { recursive: true, errorOnExist: false, force: false });
+  }
+  return prefix;
+}
