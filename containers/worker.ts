@@ -1,12 +1,12 @@
 /**
- * The worker container's entry point (containers/Dockerfile): `search` runs one sub-network's
- * search, `finalize` one target's fine-tune/export/evaluate (DESIGN §3 steps 2 and 4).
- *
- * PLACEHOLDER: only the command line is real. The stages will be wired to the EMO library
- * (src/dir) once it exists; until then every valid command exits 2 with "not implemented yet".
+ * The worker container's entry point (containers/Dockerfile), and the process the embedded
+ * runner starts for every Batch job: `search` runs one sub-network's search, `finalize` one
+ * target's verify/fine-tune/export (DESIGN §3 steps 2 and 4). Thin: it parses the command,
+ * opens the store named by EMO_DIR_STORE, starts the engine and calls one library function.
  *
  * Exit codes (the Batch job definitions' retry strategy depends on them, cdk/constructs/batch.ts):
- *   0 done, 2 usage error or not implemented, 75 transient failure (Batch retries), other: failed.
+ *   0 done, 2 usage error, 75 transient failure (Batch retries), other: failed.
+ * Progress goes to stdout as JSON lines (the search task writes them); logs go to stderr.
  */
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -55,7 +55,46 @@ export function parseWorkerArgs(argv: readonly string[]): WorkerCommand {
   return parsed.data;
 }
 
-function main(argv: readonly string[]): number {
+/** Store and throttling errors a new attempt may not see again; everything else is the run's fault. */
+function isTransient(error: unknown): boolean {
+  const name = (error as { name?: unknown } | undefined)?.name;
+  const transient = new Set(['TimeoutError', 'ThrottlingException', 'SlowDown', 'ServiceUnavailable', 'InternalError', 'RequestTimeout']);
+  if (typeof name === 'string' && transient.has(name)) return true;
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return code === 'ECONNRESET' || code === 'ETIMEDOUT' || code === 'EAI_AGAIN';
+}
+
+async function execute(command: WorkerCommand): Promise<void> {
+  const attempt = process.env.AWS_BATCH_JOB_ATTEMPT ?? '1';
+  const location = process.env.EMO_DIR_STORE;
+  if (!location) throw new UsageError('EMO_DIR_STORE is not set (a directory, file:///dir or s3://bucket/prefix)');
+  const log = (message: string, details?: Record<string, unknown>): void => {
+    const suffix = details && Object.keys(details).length > 0 ? ` ${JSON.stringify(details)}` : '';
+    process.stderr.write(`worker ${command.stage} ${command.runId}: ${message}${suffix}\n`);
+  };
+  log(`attempt ${attempt}`, { store: location, job: process.env.AWS_BATCH_JOB_ID });
+  const [{ openStore }, { initEngine }] = await Promise.all([import('../src/store/index.ts'), import('../src/engine/backend.ts')]);
+  const store = openStore(location);
+  await initEngine({ log: (message) => log(message) });
+  if (command.stage === 'search') {
+    const { runSearchStep } = await import('../src/dir/search-step.ts');
+    const result = await runSearchStep(store, command.runId, command.subnet, { log });
+    log(`front written (${result.frontWrite})`, {
+      key: result.frontKey,
+      points: result.front.points.length,
+      stopReason: result.stopReason,
+      evaluationsPerMinute: Number.isFinite(result.evaluationsPerMinute) ? Math.round(result.evaluationsPerMinute * 10) / 10 : null,
+    });
+  } else {
+    const { runFinalizeStep } = await import('../src/dir/finalize.ts');
+    const result = await runFinalizeStep(store, command.runId, command.target, { log });
+    log(`metrics ${result.outcome}`, { key: result.metricsKey, accuracy: result.metrics.accuracy });
+  }
+}
+
+class UsageError extends Error {}
+
+async function main(argv: readonly string[]): Promise<number> {
   if (argv.length === 0 || argv.includes('--help') || argv.includes('-h')) {
     console.log(USAGE);
     return argv.length === 0 ? 2 : 0;
@@ -67,8 +106,18 @@ function main(argv: readonly string[]): number {
     console.error(`worker: ${(error as Error).message}\n${USAGE}`);
     return 2;
   }
-  console.error(`worker: ${command.stage} is not implemented yet (${JSON.stringify(command)})`);
-  return 2;
+  try {
+    await execute(command);
+    return 0;
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    console.error(`worker: ${command.stage} failed: ${message}`);
+    if (process.env.EMO_DIR_DEBUG && error instanceof Error) console.error(error.stack);
+    if (error instanceof UsageError) return 2;
+    return isTransient(error) ? 75 : 1;
+  }
 }
 
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) process.exitCode = main(process.argv.slice(2));
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  process.exitCode = await main(process.argv.slice(2));
+}

@@ -9,6 +9,10 @@ const commands: Record<string, { summary: string; load: () => Promise<CommandMod
     summary: 'inspect <model> [--json]   layers, channel groups, MACs and params of a model',
     load: () => import('./inspect.ts'),
   },
+  run: {
+    summary: 'run <spec.json> [--store DIR] [--workers N] [--json] [--quiet]   run the whole workflow on this machine',
+    load: () => import('./run.ts'),
+  },
   submit: {
     summary:
       'submit <spec.json> [--bucket B [--prefix P] | --store LOC] --state-machine ARN [--region R] [--json]   start a run (one per model of a sweep)',

@@ -33,6 +33,7 @@ import { engineInfo, tf } from '../engine/backend.ts';
 import { batchCount } from '../data/batches.ts';
 import type { AugmentOptions, Normalization } from '../data/batches.ts';
 import type { ImageDataset } from '../data/dataset.ts';
+import { loadDataset } from '../data/load.ts';
 import { stratifiedSample } from '../data/sampling.ts';
 import { batches as tensorBatches } from '../data/tensor-batches.ts';
 import type { TensorBatch } from '../data/tensor-batches.ts';
@@ -56,6 +57,9 @@ import { createCandidateEvaluator } from './candidate.ts';
 import type { CandidateEvaluator, CandidateSettings } from './candidate.ts';
 import type { Division, SubnetworkSpec } from './divide.ts';
 import { evaluateOnFeatures, loadBoundaryFeatures } from './features.ts';
+import { readManifest } from './manifest.ts';
+import { candidateSettingsFromSpec } from './search-task.ts';
+import { loadSpecModel, readRunSpec } from './plan.ts';
 import type { BoundaryFeatures } from './features.ts';
 import { MANIFEST_VERSION, planSchema } from './manifest.ts';
 import type { ManifestTarget, Plan, PlanScheme, StepLog } from './manifest.ts';
@@ -281,18 +285,12 @@ export function fineTuneSettingsFromSpec(spec: RunSpec, normalize: Normalization
   };
 }
 
-/** The recovery settings the search scored its candidates with (see RECOVERY SETTINGS). */
+/**
+ * The recovery settings the search scored its candidates with (see RECOVERY SETTINGS): the
+ * search task's own mapping, so a verified candidate is rebuilt exactly as it was scored.
+ */
 export function recoverySettingsFromSpec(spec: RunSpec): CandidateSettings {
-  const s = spec.search;
-  return {
-    recoverySteps: s.recoverySteps,
-    batchSize: s.recoveryBatchSize,
-    learningRate: s.recoveryLearningRate,
-    alpha: s.alpha,
-    beta: s.beta,
-    bnRecalibrationBatches: s.bnRecalibrationBatches,
-    seed: s.seed,
-  };
+  return candidateSettingsFromSpec(spec);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -346,6 +344,8 @@ export const finalizeMetricsSchema = z.strictObject({
   fineTuneEpochs: nonNegative,
   fineTuneSteps: z.number().int().min(0),
   fineTuneSeconds: nonNegative,
+  /** Test metrics after whole epochs of a longer fine-tune (after epoch 1 when more than one was asked for). */
+  fineTuneCheckpoints: z.array(z.strictObject({ epoch: z.number().int().min(1), accuracy: fraction, loss: finite })),
   /** Wall seconds of the whole finalize (verify + fine-tune + export + evaluate). */
   seconds: nonNegative,
   backend: z.string().min(1).optional(),
@@ -461,6 +461,14 @@ export async function finalizeTarget(input: FinalizeInput): Promise<FinalizeResu
   }
   const plan = await readPlan(store, runId, target);
   const planSource = `${runKeys(runId).merge.plan(target)} (in ${store.location})`;
+  const unpruned = countCost(analysis);
+  if (Math.abs(plan.original.macs - unpruned.macs) > 0.5 || Math.abs(plan.original.params - unpruned.params) > 0.5) {
+    // The plan was merged from fronts of another model (or another analysis of it).
+    throw new FinalizeError(
+      `${planSource}: field original is {macs: ${plan.original.macs}, params: ${plan.original.params}}, ` +
+        `but model '${model.name}' has {macs: ${unpruned.macs}, params: ${unpruned.params}}`,
+    );
+  }
 
   // Decode every pick first: a bad genome fails before any training.
   const schemes = plan.schemes.map((scheme) => {
@@ -598,6 +606,8 @@ export async function finalizeTarget(input: FinalizeInput): Promise<FinalizeResu
       ...(spec.dataset.testLimit !== undefined && spec.dataset.testLimit < testSet.count
         ? { testIndices: stratifiedSample(testSet, { total: spec.dataset.testLimit, seed: spec.search.seed }) }
         : {}),
+      // "After a short fine-tune" (DESIGN §2 Baselines): one epoch, when the budget is longer.
+      ...(spec.finalize.epochs > 1 ? { evaluateAfterEpochs: [1] } : {}),
       log: (message) => log(message),
     };
     const tuned = await fineTuneAndEvaluate(best.model, model, trainSet, testSet, settings);
@@ -634,6 +644,7 @@ export async function finalizeTarget(input: FinalizeInput): Promise<FinalizeResu
       fineTuneEpochs: tuned.epochs,
       fineTuneSteps: tuned.steps,
       fineTuneSeconds: tuned.seconds,
+      fineTuneCheckpoints: tuned.checkpoints.map((c) => ({ epoch: c.epoch, accuracy: c.result.top1, loss: c.result.loss })),
       seconds: (performance.now() - started) / 1000,
       ...(engineInfo()?.backend ? { backend: engineInfo()!.backend } : {}),
       modelKey: keys.modelPrefix,
@@ -661,5 +672,58 @@ export async function finalizeTarget(input: FinalizeInput): Promise<FinalizeResu
     return { target, metricsKey: keys.metrics, modelKey: keys.modelPrefix, outcome: 'created', metrics: checked };
   } finally {
     best?.model.dispose();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The whole step from the store (what the finalize worker runs)
+
+export interface FinalizeStepOptions {
+  readonly log?: StepLog;
+  readonly now?: Date;
+  /** Data sets to use instead of loading `spec.dataset.name` (tests, pre-loaded data). */
+  readonly trainSet?: ImageDataset;
+  readonly testSet?: ImageDataset;
+}
+
+/**
+ * Finalize one target of a run with nothing but the store: reads the manifest and the spec,
+ * loads the model the spec names and both splits of its data set, then `finalizeTarget`. A target
+ * whose metrics.json exists returns it before anything is loaded (a cheap retry).
+ */
+export async function runFinalizeStep(store: ObjectStore, runId: string, target: string, options: FinalizeStepOptions = {}): Promise<FinalizeResult> {
+  const log: StepLog = options.log ?? (() => undefined);
+  const keys = runKeys(runId).target(target);
+  const existing = await readExistingMetrics(store, keys.metrics);
+  if (existing) {
+    log('metrics already written by an earlier attempt; nothing to do', { key: keys.metrics });
+    return { target, metricsKey: keys.metrics, modelKey: keys.modelPrefix, outcome: 'existing', metrics: existing };
+  }
+  const manifest = await readManifest(store, runId);
+  const spec = await readRunSpec(store, manifest.specKey);
+  const { model } = await loadSpecModel(store, spec.model);
+  try {
+    if (model.name !== manifest.division.model) {
+      throw new FinalizeError(`run ${runId}: the spec's model '${spec.model}' is '${model.name}', the manifest divided '${manifest.division.model}'`);
+    }
+    const analysis = analyzeChannels(model, { pruneResidual: manifest.division.pruneResidual });
+    const dataLog = (message: string): void => log(message);
+    const trainSet = options.trainSet ?? (await loadDataset(spec.dataset.name, { split: 'train', log: dataLog }));
+    const testSet = options.testSet ?? (await loadDataset(spec.dataset.name, { split: 'test', log: dataLog }));
+    return await finalizeTarget({
+      store,
+      runId,
+      target,
+      spec,
+      model,
+      division: manifest.division,
+      analysis,
+      trainSet,
+      testSet,
+      log,
+      ...(options.now ? { now: options.now } : {}),
+    });
+  } finally {
+    model.dispose();
   }
 }

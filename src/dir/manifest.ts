@@ -208,7 +208,11 @@ export const planSchema = z
     original: z.strictObject({ macs: finite, params: finite }),
     /** Best first; empty exactly when `error` says why the target cannot be reached. */
     schemes: z.array(planSchemeSchema),
-    /** The global-ranking trace's scheme for this budget, for comparison with the knapsack's. */
+    /**
+     * The global-ranking trace's scheme for this budget, for comparison with the knapsack's. When
+     * the trace saved the other cost (spec.search.objective differs from the target's kind) it
+     * may not reach the budget; it is then the trace's cheapest scheme.
+     */
     ranking: planSchemeSchema.optional(),
     error: z.string().min(1).optional(),
     /** The cheapest achievable cost when the target is infeasible. */

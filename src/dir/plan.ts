@@ -30,9 +30,9 @@ export interface PlanOptions {
   /** The manifest's createdAt (tests). Default: now. */
   readonly now?: Date;
   /**
-   * Backend when the process has none yet. Default `cpu`: the plan only builds and walks the
-   * graph (no arithmetic worth a faster backend), and the cpu backend needs no .wasm file next
-   * to a bundled Lambda.
+   * Backend when the process has none yet. Default: EMO_DIR_BACKEND when set, else `cpu`: the
+   * plan only builds and walks the graph (no arithmetic worth a faster backend), and the cpu
+   * backend needs no .wasm file next to a bundled Lambda.
    */
   readonly backend?: BackendName;
 }
@@ -92,7 +92,10 @@ export async function buildManifest(store: ObjectStore, runId: string, options: 
   if (spec.runId !== undefined && spec.runId !== runId) {
     throw new PlanError(`run spec ${specKey}: field runId is '${spec.runId}', but this is run '${runId}'`);
   }
-  if (engineInfo() === undefined) await initEngine({ backend: options.backend ?? 'cpu' });
+  // An explicit EMO_DIR_BACKEND (a local run's choice) wins over the cpu default.
+  if (engineInfo() === undefined) {
+    await initEngine(options.backend === undefined && process.env.EMO_DIR_BACKEND ? {} : { backend: options.backend ?? 'cpu' });
+  }
 
   let resolved: ResolvedModel;
   try {

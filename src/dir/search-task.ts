@@ -421,8 +421,11 @@ export function buildFrontFile(
   };
 }
 
-/** Create-only write; an existing object with the same bytes is success (a retried job). */
-async function putCreateOnly(store: ObjectStore, key: string, text: string): Promise<'created' | 'identical'> {
+/**
+ * Create-only write of a result; an existing object with the same bytes is success (a retried
+ * job), one with other bytes an error naming the key.
+ */
+export async function putResultCreateOnly(store: ObjectStore, key: string, text: string): Promise<'created' | 'identical'> {
   try {
     await store.put(key, text, { ifNoneMatch: true, contentType: 'application/json' });
     return 'created';
@@ -557,7 +560,7 @@ export async function searchSubnetwork(options: SearchSubnetworkOptions): Promis
       original: evaluator.original,
       baseline: features.baseline,
     });
-    const frontWrite = await putCreateOnly(store, keys.front, `${JSON.stringify(frontFile, null, 2)}\n`);
+    const frontWrite = await putResultCreateOnly(store, keys.front, `${JSON.stringify(frontFile, null, 2)}\n`);
     const sessionSeconds = (clock() - sessionStart) / 1000;
     const evaluationsPerMinute = sessionEvaluations > 0 ? (sessionEvaluations / evaluationSeconds) * 60 : Number.NaN;
     const stats = {

@@ -112,28 +112,40 @@ async function readDocument<S extends z.ZodType>(store: ObjectStore, key: string
   }
 }
 
-/** Seconds between the first and last timestamped line of a log.jsonl, if it has two. */
-async function logSeconds(store: ObjectStore, key: string): Promise<number | undefined> {
+/**
+ * What a sub-network's `log.jsonl` (src/dir/search-task.ts) says about its search: the search's
+ * own elapsed time (the `done` line's `searchElapsedMs`, which adds up resumed sessions; else the
+ * last `generation` line's `elapsedMs`) and the hypervolume of the last generation.
+ */
+export async function searchLogSummary(store: ObjectStore, key: string): Promise<{ seconds?: number; hypervolume?: number }> {
   let text: string;
   try {
     text = await getText(store, key);
   } catch {
-    return undefined;
+    return {};
   }
-  const times: number[] = [];
+  let doneMs: number | undefined;
+  let generationMs: number | undefined;
+  let hypervolume: number | undefined;
   for (const line of text.split('\n')) {
     if (line.trim() === '') continue;
+    let entry: Record<string, unknown>;
     try {
-      const entry = JSON.parse(line) as Record<string, unknown>;
-      const stamp = entry.time ?? entry.at ?? entry.timestamp;
-      const ms = typeof stamp === 'number' ? stamp : typeof stamp === 'string' ? Date.parse(stamp) : Number.NaN;
-      if (Number.isFinite(ms)) times.push(ms);
+      entry = JSON.parse(line) as Record<string, unknown>;
     } catch {
-      // A line being written, or plain text: not a timing source.
+      continue; // a line cut by a crash: not a source
+    }
+    if (entry.event === 'done' && typeof entry.searchElapsedMs === 'number') doneMs = entry.searchElapsedMs;
+    if (entry.event === 'generation') {
+      if (typeof entry.elapsedMs === 'number') generationMs = entry.elapsedMs;
+      if (typeof entry.hypervolume === 'number' && Number.isFinite(entry.hypervolume) && entry.hypervolume >= 0) hypervolume = entry.hypervolume;
     }
   }
-  if (times.length < 2) return undefined;
-  return Math.max(0, (Math.max(...times) - Math.min(...times)) / 1000);
+  const ms = doneMs ?? generationMs;
+  return {
+    ...(ms === undefined || !(ms >= 0) ? {} : { seconds: ms / 1000 }),
+    ...(hypervolume === undefined ? {} : { hypervolume }),
+  };
 }
 
 /** Short message of a zod failure, with the first issues' paths. */
@@ -262,8 +274,10 @@ export async function buildReport(store: ObjectStore, runId: string, options: Bu
       });
       if (front.file.evaluations !== undefined) entry.evaluations = front.file.evaluations;
       if (front.file.generations !== undefined) entry.generations = front.file.generations;
-      if (front.file.hypervolume !== undefined) entry.hypervolume = front.file.hypervolume;
-      const seconds = front.file.searchSeconds ?? (await logSeconds(store, keys.subnet(subnet.id).log));
+      const logged = await searchLogSummary(store, keys.subnet(subnet.id).log);
+      const hypervolume = front.file.hypervolume ?? logged.hypervolume;
+      if (hypervolume !== undefined) entry.hypervolume = hypervolume;
+      const seconds = front.file.searchSeconds ?? logged.seconds;
       if (seconds !== undefined) {
         entry.searchSeconds = seconds;
         searchSeconds += seconds;
@@ -296,7 +310,7 @@ export async function buildReport(store: ObjectStore, runId: string, options: Bu
   }
 
   // Target rows.
-  let fineTuneSeconds = 0;
+  let finalizeSeconds = 0;
   const reportTargets: ReportTarget[] = targets.map((target) => {
     const base = { name: target.name, kind: target.kind, value: target.value };
     const m = metrics.get(target.name);
@@ -308,7 +322,9 @@ export async function buildReport(store: ObjectStore, runId: string, options: Bu
       const row = { ...base, ...(estimated === undefined ? {} : { estimatedImpairment: estimated }), error: error ?? 'no result' };
       return reportTargetSchema.parse(row);
     }
-    if (m.fineTuneSeconds !== undefined) fineTuneSeconds += m.fineTuneSeconds;
+    // The whole finalize job when metrics say it (verify + fine-tune + export), else the fine-tune.
+    const jobSeconds = m.seconds ?? m.fineTuneSeconds;
+    if (jobSeconds !== undefined) finalizeSeconds += jobSeconds;
     if (backend === undefined && m.backend !== undefined) backend = m.backend;
     const row = {
       ...base,
@@ -345,7 +361,7 @@ export async function buildReport(store: ObjectStore, runId: string, options: Bu
   const originalAccuracy = [...metrics.values()].map((m) => m.accuracy?.original).find((a) => a !== undefined);
   const startedAt = options.startedAt ?? (manifest === undefined ? undefined : new Date(manifest.createdAt)) ?? now;
   const wallSeconds = options.wallSeconds ?? Math.max(0, (now.getTime() - startedAt.getTime()) / 1000);
-  const measuredWorkerSeconds = searchSeconds + fineTuneSeconds;
+  const measuredWorkerSeconds = searchSeconds + finalizeSeconds;
   const workerSeconds = options.workerSeconds ?? (measuredWorkerSeconds > 0 ? measuredWorkerSeconds : undefined);
 
   const succeededTargets = reportTargets.filter((t) => t.error === undefined).length;

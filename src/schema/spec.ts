@@ -72,7 +72,7 @@ export const searchSpecSchema = z.object({
   /** Mini-batches of recovery training per candidate under the cross-network constraints. */
   recoverySteps: z.number().int().min(0).default(20),
   recoveryBatchSize: z.number().int().positive().default(64),
-  recoveryLearningRate: z.number().positive().default(0.01),
+  recoveryLearningRate: z.number().positive().default(0.05),
   /** Weight of the feature-reconstruction term MSE(S_k'(X_{k-1}), X_k) / Var(X_k). */
   alpha: z.number().min(0).default(1),
   /** Weight of the output term CE(T_k(S_k'(X_{k-1})), y). */

@@ -69,7 +69,7 @@ export interface FitOptions {
   readonly optimizer?: Optimizer | OptimizerSpec;
   /** Default: cosine from 0.1 * batchSize / 128 to 0, with a one-epoch (at most 10% of the run) warm-up. */
   readonly schedule?: ScheduleSpec | LrSchedule;
-  /** Seeds data order and augmentation. Default 0. */
+  /** Seeds data order, augmentation and dropout masks. Default 0. */
   readonly seed?: number;
   /** Augmentation of ImageDataset batches. Default: none. */
   readonly augment?: AugmentOptions | false;

@@ -3,11 +3,11 @@
 // it again, the frozen rest of the network never moves, evaluation is deterministic and leaks no
 // tensors, and the recovered S_k' is the model that was scored.
 //
-// Model: examples/fmnist-resnet/model when it has been trained, else the checked-in fixture
+// Model: examples/fmnist-resnet/model when its training has finished, else the checked-in fixture
 // test/dir/fixtures/fmnist-resnet-4k (one epoch on 4096 images, see train-fixture-model.ts).
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { initEngine, tf } from '../../src/engine/backend.ts';
 import { loadFashionMnist } from '../../src/data/fashion-mnist.ts';
@@ -71,13 +71,27 @@ function keepTop(fraction: number): Uint8Array {
   return genome;
 }
 
+/**
+ * Whether the example model exists and its training finished: examples/fmnist-resnet/train.ts
+ * saves after every epoch, so a model that is still being trained may change under the test.
+ */
+function exampleTrained(): boolean {
+  if (!existsSync(`${EXAMPLE}/model.json`) || !existsSync(`${EXAMPLE}/training.json`)) return false;
+  try {
+    const info = JSON.parse(readFileSync(`${EXAMPLE}/training.json`, 'utf8')) as { epochsDone?: number; options?: { epochs?: number } };
+    return typeof info.epochsDone === 'number' && info.epochsDone >= (info.options?.epochs ?? Infinity);
+  } catch {
+    return false;
+  }
+}
+
 function snapshot(m: tf.LayersModel): Float32Array[] {
   return m.weights.map((w) => w.read().dataSync() as Float32Array).map((a) => a.slice());
 }
 
 before(async () => {
   await initEngine();
-  model = await loadModel(existsSync(`${EXAMPLE}/model.json`) ? EXAMPLE : FIXTURE);
+  model = await loadModel(exampleTrained() ? EXAMPLE : FIXTURE);
   fullAnalysis = analyzeChannels(model);
   division = divideNetwork(model, fullAnalysis);
   spec = division.subnetworks.find((s) => s.id === SUBNET)!;

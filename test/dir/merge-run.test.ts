@@ -90,7 +90,7 @@ describe('mergeRun', () => {
       targets: ['flops-50', 'flops-70', 'params-60'],
       infeasibleTargets: ['impossible'],
     });
-    assert.ok(Buffer.byteLength(JSON.stringify(result)) < 1024);
+    assert.ok(Buffer.byteLength(JSON.stringify(result)) < 1024, 'only keys and names travel');
 
     const fronts = new Map(manifest.subnetworks.map((id, k) => [id, syntheticFront(manifest, k, 'prunable')]));
     for (const target of manifest.targets.slice(0, 3)) {
@@ -104,7 +104,7 @@ describe('mergeRun', () => {
       plan.schemes.forEach((scheme, i) => {
         assert.equal(scheme.rank, i + 1);
         assert.ok(scheme[kind] <= limit, `${target.name} scheme ${i + 1}: ${scheme[kind]} > ${limit}`);
-        if (i > 0) assert.ok(scheme.estimatedImpairment >= plan.schemes[i - 1].estimatedImpairment);
+        if (i > 0) assert.ok(scheme.estimatedImpairment >= plan.schemes[i - 1].estimatedImpairment, 'best first');
         assert.deepEqual(scheme.picks.map((p) => p.subnet), manifest.subnetworks);
         // Totals are recomputable from the picks alone (finalize relies on the plan only).
         let macs = manifest.division.fixedMacs;
@@ -117,27 +117,27 @@ describe('mergeRun', () => {
           impairment += pick.impairment;
         }
         assert.equal(scheme.macs, macs);
-        assert.ok(Math.abs(scheme.estimatedImpairment - impairment) < 1e-12);
-        assert.ok(Math.abs(scheme.flopsCut - (1 - macs / manifest.model.macs)) < 1e-12);
+        assert.ok(Math.abs(scheme.estimatedImpairment - impairment) < 1e-12, 'impairment is the sum of the picks');
+        assert.ok(Math.abs(scheme.flopsCut - (1 - macs / manifest.model.macs)) < 1e-12, 'flopsCut of the whole network');
       });
     }
     // A deeper cut costs at least as much impairment.
     const p50 = planSchema.parse(await getJson(store, 'runs/m1/merge/plans/flops-50.json'));
     const p70 = planSchema.parse(await getJson(store, 'runs/m1/merge/plans/flops-70.json'));
-    assert.ok(p70.schemes[0].estimatedImpairment > p50.schemes[0].estimatedImpairment);
+    assert.ok(p70.schemes[0].estimatedImpairment > p50.schemes[0].estimatedImpairment, 'deeper cut, more impairment');
 
     const impossible = planSchema.parse(await getJson(store, 'runs/m1/merge/plans/impossible.json'));
     assert.deepEqual(impossible.schemes, []);
     assert.match(impossible.error ?? '', /target impossible is infeasible: .*minimum achievable/);
-    assert.ok((impossible.minimum ?? 0) > (impossible.budget?.value ?? Infinity));
+    assert.ok((impossible.minimum ?? 0) > (impossible.budget?.value ?? Infinity), 'minimum above budget');
 
     const joint = jointFrontFileSchema.parse(await getJson(store, 'runs/m1/merge/joint-front.json'));
     assert.equal(joint.points[0].macs, manifest.model.macs, 'the trace starts unpruned');
     assert.equal(joint.points[0].estimatedImpairment, 0);
     assert.deepEqual(joint.fixed, { macs: manifest.division.fixedMacs, params: manifest.division.fixedParams });
     for (let i = 1; i < joint.points.length; i++) {
-      assert.ok(joint.points[i].macs < joint.points[i - 1].macs);
-      assert.ok(joint.points[i].estimatedImpairment >= joint.points[i - 1].estimatedImpairment);
+      assert.ok(joint.points[i].macs < joint.points[i - 1].macs, `joint point ${i}: cost falls`);
+      assert.ok(joint.points[i].estimatedImpairment >= joint.points[i - 1].estimatedImpairment, `joint point ${i}: impairment rises`);
     }
   });
 
@@ -149,8 +149,10 @@ describe('mergeRun', () => {
       const piece = planSchema.parse(await getJson(store, `runs/m2/merge/plans/${target}.json`));
       const prunable = planSchema.parse(await getJson(store, `runs/m1/merge/plans/${target}.json`));
       assert.deepEqual(piece.original, prunable.original);
-      assert.ok(piece.schemes[0].macs <= piece.budget!.value);
-      assert.ok(Math.abs(piece.schemes[0].flopsCut - prunable.schemes[0].flopsCut) < 0.01);
+      assert.deepEqual(
+        piece.schemes.map((s) => [s.picks.map((p) => p.pointId), s.macs, s.params]),
+        prunable.schemes.map((s) => [s.picks.map((p) => p.pointId), s.macs, s.params]),
+      );
     }
   });
 
@@ -159,6 +161,12 @@ describe('mergeRun', () => {
     const again = await mergeRun(store, 'm1', { now: new Date('2026-03-03T00:00:00Z') });
     assert.deepEqual(again.targets, ['flops-50', 'flops-70', 'params-60']);
     assert.deepEqual(await store.get('runs/m1/merge/plans/flops-50.json'), before);
+    // Results are written once: a merge over changed fronts must not silently replace them.
+    const manifest = await readManifest(store, 'm1');
+    const front = syntheticFront(manifest, 1, 'prunable');
+    await store.put('runs/m1/subnets/k2/front.json', JSON.stringify({ ...front, points: front.points.map((p) => ({ ...p, impairment: p.impairment / 2 })) }));
+    await assert.rejects(mergeRun(store, 'm1'), /runs\/m1\/merge\/plans\/flops-50\.json .*already exists with different content \(fields: schemes, ranking\)/);
+    await putJson(store, 'runs/m1/subnets/k2/front.json', front);
   });
 
   test('a front without its unpruned point gets a synthetic one (all channels kept, impairment 0)', async () => {

@@ -75,7 +75,7 @@ describe('planRun', () => {
     // Changing the spec under the same run id changes the division.
     await store.put('runs/r2/spec.json', JSON.stringify({ ...spec, divide: { subnetworks: 2 } }));
     await assert.rejects(planRun(store, 'r2'), (error: Error) => {
-      assert.ok(error instanceof PlanError);
+      assert.ok(error instanceof PlanError, error.name);
       assert.match(error.message, /runs\/r2\/manifest\.json .*already exists with different content \(fields: division, subnetworks\)/);
       return true;
     });
@@ -84,7 +84,7 @@ describe('planRun', () => {
   test('a bad spec fails with the key and every bad field path', async () => {
     await putJson(store, 'runs/bad/spec.json', { model: 'zoo:fmnist-resnet', dataset: {}, targets: [{ kind: 'flopsCut', value: 1.5 }] });
     await assert.rejects(planRun(store, 'bad'), (error: Error) => {
-      assert.ok(error instanceof ValidationError);
+      assert.ok(error instanceof ValidationError, error.name);
       assert.match(error.message, /runs\/bad\/spec\.json/);
       assert.match(error.message, /dataset\.name/);
       assert.match(error.message, /targets\[0\]\.value/);

@@ -7,15 +7,16 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, truncate } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { FileStore } from '../../src/store/file-store.ts';
 import { latestCheckpoint, runKeys } from '../../src/store/keys.ts';
-import { decodeCheckpoint, encodeCheckpoint } from '../../src/dir/search-task.ts';
-import type { SearchState } from '../../src/emo/index.ts';
+import { CheckpointMismatchError, decodeCheckpoint, encodeCheckpoint, findResumePoint, putResultCreateOnly } from '../../src/dir/search-task.ts';
+import { runNsga2 } from '../../src/emo/index.ts';
+import type { Nsga2Config, Problem, SearchState } from '../../src/emo/index.ts';
 
 const CHILD = fileURLToPath(new URL('./fixtures/search-child.ts', import.meta.url));
 const RUN = 'resume-test';
@@ -106,7 +107,15 @@ describe('search task: kill, restart, same front', () => {
       const run = await runChild(uninterruptedDir);
       assertCompleted(run, 'uninterrupted search');
       assert.deepEqual(run.generations, [0, 1, 2, 3]);
-      return readFile(frontPath(uninterruptedDir));
+      const front = await readFile(frontPath(uninterruptedDir));
+      // A retried job after completion: resumes at the last generation, evaluates nothing, and
+      // accepts the existing identical front.json.
+      const again = await runChild(uninterruptedDir);
+      assertCompleted(again, 'rerun of a finished search');
+      assert.deepEqual(again.generations, []);
+      assert.match(again.stderr, /\(identical\)/);
+      assert.ok((await readFile(frontPath(uninterruptedDir))).equals(front));
+      return front;
     };
 
     const resumed = async (): Promise<{ front: Buffer; run: ChildRun }> => {
@@ -145,20 +154,70 @@ describe('search task: kill, restart, same front', () => {
     assert.equal(parsed.stopReason, 'generations');
     assert.equal(resumedResult.front.toString('utf8'), reference.toString('utf8'), 'resumed front.json differs from the uninterrupted one');
     assert.equal(corruptFront.toString('utf8'), reference.toString('utf8'), 'front.json after a truncated checkpoint differs');
+  });
+});
 
-    // A retried job after completion: resumes at the last generation, evaluates nothing, and
-    // accepts the existing identical front.json.
-    const again = await runChild(resumedDir);
-    assertCompleted(again, 'rerun of a finished search');
-    assert.deepEqual(again.generations, []);
-    assert.match(again.stderr, /\(identical\)/);
-    assert.equal((await readFile(frontPath(resumedDir))).toString('utf8'), reference.toString('utf8'));
+describe('front.json write', () => {
+  test('create-only: identical bytes succeed, different bytes are refused naming the key', async () => {
+    const store = new FileStore(join(root, 'create-only'));
+    const key = runKeys(RUN).subnet(SUBNET).front;
+    assert.equal(await putResultCreateOnly(store, key, '{"a":1}\n'), 'created');
+    assert.equal(await putResultCreateOnly(store, key, '{"a":1}\n'), 'identical');
+    await assert.rejects(putResultCreateOnly(store, key, '{"a":2}\n'), /front\.json .*already exists with different content/);
+    assert.equal(await readFile(join(store.root, key), 'utf8'), '{"a":1}\n');
+  });
+});
 
-    // A different front under the same key is refused (results are create-only).
-    await writeFile(frontPath(resumedDir), '{"other": true}\n');
-    const conflict = await runChild(resumedDir);
-    assert.notEqual(conflict.code, 0);
-    assert.match(conflict.stderr, /front\.json .*already exists with different content/);
+describe('findResumePoint', () => {
+  // A network-free problem: cost = kept fraction, "impairment" = dropped channels weighted by index.
+  const problem: Problem = {
+    genomeLength: 12,
+    groups: [
+      { offset: 0, length: 4, importance: [4, 3, 2, 1] },
+      { offset: 4, length: 8, importance: [8, 7, 6, 5, 4, 3, 2, 1] },
+    ],
+    objectiveCount: 2,
+    evaluate: (genomes) =>
+      Promise.resolve(
+        genomes.map((g) => {
+          let kept = 0;
+          let loss = 0;
+          g.forEach((bit, i) => (bit ? kept++ : (loss += (12 - i) / 12)));
+          return { objectives: [kept / 12, loss], extras: {} };
+        }),
+      ),
+  };
+  const config: Nsga2Config = { seed: 11, populationSize: 4, generations: 3, minKeep: 0.25, roundTo: 1 };
+  const keys = runKeys(RUN).subnet(SUBNET);
+
+  async function searched(name: string): Promise<FileStore> {
+    const store = new FileStore(join(root, name));
+    await runNsga2(problem, config, {
+      onGeneration: (state) => store.put(keys.checkpoint(state.generation), encodeCheckpoint(state, { runId: RUN, subnet: SUBNET })),
+    });
+    return store;
+  }
+
+  test('newest valid checkpoint; damaged ones are skipped with their key; another config is an error', async () => {
+    const store = await searched('resume-point');
+    const warnings: string[] = [];
+    const warn = (key: string): void => void warnings.push(key);
+    const newest = await findResumePoint(store, RUN, keys, problem, config, warn);
+    assert.equal(newest?.state.generation, 3);
+    assert.deepEqual(warnings, []);
+
+    // Truncate gen 3 and change a value of gen 2 (valid JSON, wrong digest): gen 1 is used, both keys are named.
+    const gen3 = join(store.root, keys.checkpoint(3));
+    await truncate(gen3, 100);
+    const gen2 = keys.checkpoint(2);
+    await store.put(gen2, (await readFile(join(store.root, gen2), 'utf8')).replace('"elapsedMs":', '"elapsedMs":1'));
+    const older = await findResumePoint(store, RUN, keys, problem, config, warn);
+    assert.equal(older?.state.generation, 1);
+    assert.deepEqual(warnings, [keys.checkpoint(3), gen2]);
+    assert.deepEqual(older?.skipped.map((s) => s.key), [keys.checkpoint(3), gen2]);
+
+    await assert.rejects(findResumePoint(store, RUN, keys, problem, { ...config, seed: 12 }, warn), CheckpointMismatchError);
+    assert.equal(await findResumePoint(new FileStore(join(root, 'empty')), RUN, keys, problem, config, warn), undefined);
   });
 });
 
