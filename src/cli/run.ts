@@ -2,8 +2,26 @@
  * `emo-dir run <spec>`: the embedded default (DESIGN §4). The command line and the runner live in
  * src/local; this adapter only hands them the real Lambda handlers, bound to the local store.
  */
+import { Console } from 'node:console';
+import { Logger } from '@aws-lambda-powertools/logger';
 import { runCommand } from '../local/command.ts';
 import type { HandlerContext, LocalHandlers } from '../local/run.ts';
+
+/**
+ * The handlers' structured logs, on stderr: stdout belongs to `--json`'s single result object.
+ * Warnings and errors only by default, since the progress display already shows each phase;
+ * POWERTOOLS_LOG_LEVEL=INFO brings the rest back.
+ */
+function embeddedLogger(): Logger {
+  const logger = new Logger({
+    serviceName: 'emo-dir',
+    logLevel: (process.env.POWERTOOLS_LOG_LEVEL ?? 'WARN') as 'WARN',
+  });
+  // Powertools writes through a private Console bound to stdout; rebinding it is the one way to
+  // keep its format while moving the stream.
+  (logger as unknown as { console: Console }).console = new Console({ stdout: process.stderr, stderr: process.stderr });
+  return logger;
+}
 
 async function loadHandlers(): Promise<(context: HandlerContext) => LocalHandlers> {
   const [{ createPlanHandler }, { createMergeHandler }, { createReportHandler }] = await Promise.all([
@@ -11,11 +29,14 @@ async function loadHandlers(): Promise<(context: HandlerContext) => LocalHandler
     import('../../functions/merge.ts'),
     import('../../functions/report.ts'),
   ]);
-  return ({ store, env }) => ({
-    plan: createPlanHandler({ store, env }),
-    merge: createMergeHandler({ store, env }),
-    report: createReportHandler({ store, env }),
-  });
+  return ({ store, env }) => {
+    const logger = embeddedLogger();
+    return {
+      plan: createPlanHandler({ store, env, logger }),
+      merge: createMergeHandler({ store, env, logger }),
+      report: createReportHandler({ store, env, logger }),
+    };
+  };
 }
 
 export function run(argv: string[]): Promise<number> {

@@ -151,6 +151,11 @@ async function activate(options: EngineOptions, requested: BackendName | undefin
   const ok = await tf.setBackend(choice.backend);
   if (!ok) throw new Error(`emo-dir engine: backend '${choice.backend}' (${choice.provider}) failed to initialise`);
   await tf.ready();
+  if (choice.backend === 'cpu') {
+    // The cpu backend prints a multi-line "install tfjs-node" banner on first use; emo-dir chose
+    // cpu on purpose (tests, or light work such as Plan) and already logged why, in one line.
+    (tf.backend() as unknown as { firstUse?: boolean }).firstUse = false;
+  }
 
   let threads = 1;
   let simd: boolean | undefined;
