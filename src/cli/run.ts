@@ -23,7 +23,8 @@ function embeddedLogger(): Logger {
   return logger;
 }
 
-async function loadHandlers(): Promise<(context: HandlerContext) => LocalHandlers> {
+/** The real Lambda handlers (functions/), bound to the run's store; exported for the resume command and e2e tests. */
+export async function loadHandlers(): Promise<(context: HandlerContext) => LocalHandlers> {
   const [{ createPlanHandler }, { createMergeHandler }, { createReportHandler }] = await Promise.all([
     import('../../functions/plan.ts'),
     import('../../functions/merge.ts'),

@@ -64,6 +64,20 @@ export async function jsonResult(result: RunLocalResult): Promise<Record<string,
     targets,
     wallSeconds: result.wallSeconds,
     workerSeconds: result.workerSeconds,
+    // Each Batch job's attempts with their times (epoch ms): when workers ran, and in parallel.
+    jobs: result.jobs.map((record) => ({
+      label: record.job.label,
+      status: record.status,
+      workerSeconds: record.workerSeconds,
+      attempts: record.attempts.map((attempt) => ({
+        attempt: attempt.attempt,
+        startedAt: attempt.startedAt,
+        stoppedAt: attempt.stoppedAt,
+        exitCode: attempt.exitCode,
+        signal: attempt.signal,
+        statusReason: attempt.statusReason,
+      })),
+    })),
     ...(result.error === undefined ? {} : { error: result.error }),
   };
 }

@@ -114,9 +114,11 @@ export async function runLocal(options: RunLocalOptions): Promise<RunLocalResult
     throw new Error(`${source}: a sweep spec (with "models") cannot run locally as one run; run each model's spec, or submit the sweep`);
   }
   const parsed = parseWith(runSpecSchema, rawSpec, source);
-  const runId = parsed.runId ?? timestampRunId(parsed.model, options.now ?? new Date());
-  const store = new FileStore(options.storeDir ?? '.emo-dir');
   const baseDir = options.specPath === undefined ? process.cwd() : dirname(resolve(options.specPath));
+  // `./model` next to the spec names the run after its folder (`fmnist-resnet-...`), not `model-...`.
+  const nameSource = parsed.model.startsWith('.') ? resolve(baseDir, parsed.model) : parsed.model;
+  const runId = parsed.runId ?? timestampRunId(nameSource, options.now ?? new Date());
+  const store = new FileStore(options.storeDir ?? '.emo-dir');
   const model = await resolveLocalModel(parsed.model, runId, store, baseDir, source);
   const specKey = runKeys(runId).spec;
   await writeSpecOnce(store, specKey, `${JSON.stringify({ ...parsed, runId, model }, null, 2)}\n`);

@@ -375,7 +375,8 @@ export async function buildReport(store: ObjectStore, runId: string, options: Bu
     status,
     run: {
       runId,
-      model: spec.model,
+      // The network's own name reads better than a store prefix such as runs/<id>/model/.
+      model: manifest?.model.name ?? spec.model,
       dataset: spec.dataset.name,
       startedAt: startedAt.toISOString(),
       finishedAt: now.toISOString(),

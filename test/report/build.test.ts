@@ -105,7 +105,7 @@ describe('buildReport', () => {
     parseReport(JSON.parse(JSON.stringify(report)), 'round trip');
     assert.equal(report.status, 'succeeded');
     assert.equal(report.problems, undefined);
-    assert.equal(report.run.model, 'zoo:fmnist-resnet');
+    assert.equal(report.run.model, 'fmnist-resnet', 'the report names the network, not the spec reference');
     assert.equal(report.run.dataset, 'fashion-mnist');
     assert.equal(report.run.startedAt, '2026-01-01T00:00:00.000Z');
     assert.equal(report.run.wallSeconds, 7200);

@@ -1,0 +1,163 @@
+// `emo-dir run` end to end, as a user runs it: the real CLI, the real state machine, the real
+// Lambda handlers in-process and two real worker processes, on a tiny spec (~30 s on 2 cores).
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { initEngine } from '../../src/engine/backend.ts';
+import { countTotals } from '../../src/model/cost.ts';
+import { analyzeChannels } from '../../src/model/groups.ts';
+import { loadModel } from '../../src/model/io.ts';
+import { parseReport, type Report } from '../../src/schema/report.ts';
+import { FileStore } from '../../src/store/file-store.ts';
+import { runKeys } from '../../src/store/keys.ts';
+import { parseSingleJson, runCli, tinySpec, type CliResult } from './helpers.ts';
+
+type Json = Record<string, unknown>;
+interface AttemptJson {
+  readonly startedAt: number;
+  readonly stoppedAt: number;
+}
+interface JobJson {
+  readonly label: string;
+  readonly status: string;
+  readonly attempts: readonly AttemptJson[];
+}
+
+const RUN_ID = 'e2e-embedded';
+
+/** Seconds covered by at least one of the intervals (epoch ms): the time some worker was running. */
+function unionSeconds(intervals: readonly (readonly [number, number])[]): number {
+  const sorted = [...intervals].sort((a, b) => a[0] - b[0]);
+  let total = 0;
+  let end = -Infinity;
+  for (const [from, to] of sorted) {
+    if (from > end) {
+      total += to - from;
+      end = to;
+    } else if (to > end) {
+      total += to - end;
+      end = to;
+    }
+  }
+  return total / 1000;
+}
+
+describe('emo-dir run (embedded, end to end)', () => {
+  let dir: string;
+  let storeDir: string;
+  let cli: CliResult;
+  let result: Json;
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'emo-dir-e2e-'));
+    storeDir = join(dir, 'store');
+    const specPath = join(dir, 'spec.json');
+    await writeFile(specPath, JSON.stringify(tinySpec(RUN_ID)));
+    cli = await runCli(['run', specPath, '--store', storeDir, '--json', '--workers', '2']);
+    process.stderr.write(`e2e: emo-dir run took ${cli.wallSeconds.toFixed(1)} s wall (exit ${cli.code})\n`);
+    assert.equal(cli.code, 0, `emo-dir run failed:\n${cli.stderr}`);
+    result = parseSingleJson(cli.stdout);
+  });
+  after(async () => {
+    if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('prints one JSON object with the run id, store, report path and per-target metrics', () => {
+    assert.equal(result.runId, RUN_ID);
+    assert.equal(result.status, 'SUCCEEDED');
+    assert.equal(result.store, new FileStore(storeDir).location);
+    assert.equal(result.report, join(storeDir, 'runs', RUN_ID, 'report.html'));
+    assert.equal(result.reportJson, join(storeDir, 'runs', RUN_ID, 'report.json'));
+    const targets = result.targets as Record<string, Json | null>;
+    assert.deepEqual(Object.keys(targets), ['flops-30']);
+    const metrics = targets['flops-30'] as Json;
+    assert.ok(metrics !== null, 'flops-30 has no metrics');
+    const achieved = metrics.achieved as { macs: number; flopsCut: number };
+    assert.ok(achieved.macs > 0);
+    // The target is a 30% cut: the exported model must reach it (approximately, the knapsack's resolution).
+    assert.ok(achieved.flopsCut >= 0.29, `flopsCut ${achieved.flopsCut} misses the 0.3 target`);
+  });
+
+  it('ran the two searches in parallel worker processes', async () => {
+    const jobs = result.jobs as JobJson[];
+    const searches = jobs.filter((job) => job.label.startsWith('search '));
+    assert.deepEqual(searches.map((job) => job.label).sort(), ['search k1', 'search k2']);
+    for (const job of jobs) assert.equal(job.status, 'SUCCEEDED', `${job.label} ${job.status}`);
+    const [a, b] = searches.map((job) => job.attempts[0]);
+    assert.ok(a.startedAt < b.stoppedAt && b.startedAt < a.stoppedAt, `search windows do not overlap: ${JSON.stringify(searches)}`);
+    // The store says the same, independently of the runner's bookkeeping: each sub-network's
+    // first checkpoint was written before the other's front.
+    const scratch = join(storeDir, 'scratch', RUN_ID, 'subnets');
+    const windows = await Promise.all(
+      ['k1', 'k2'].map(async (subnet) => {
+        const first = await stat(join(scratch, subnet, 'checkpoints', 'gen-000000.json'));
+        const front = await stat(join(storeDir, 'runs', RUN_ID, 'subnets', subnet, 'front.json'));
+        return [first.mtimeMs, front.mtimeMs] as const;
+      }),
+    );
+    assert.ok(windows[0][0] < windows[1][1] && windows[1][0] < windows[0][1], `store time windows do not overlap: ${JSON.stringify(windows)}`);
+    for (const subnet of ['k1', 'k2']) {
+      const log = await readFile(join(storeDir, 'runs', RUN_ID, 'subnets', subnet, 'log.jsonl'), 'utf8');
+      const events = log.trim().split('\n').map((line) => JSON.parse(line) as { event: string });
+      assert.equal(events.filter((event) => event.event === 'generation').length, 3, `${subnet}: generations 0..2`);
+      assert.equal(events.at(-1)?.event, 'done');
+    }
+  });
+
+  it('writes a valid report.json and a self-contained report.html with the time in workers', async () => {
+    const report: Report = parseReport(JSON.parse(await readFile(result.reportJson as string, 'utf8')), 'report.json');
+    assert.equal(report.status, 'succeeded');
+    assert.equal(report.run.runId, RUN_ID);
+    assert.equal(report.subnetworks.length, 2);
+    assert.equal(report.targets.length, 1);
+    assert.ok((report.run.workerSeconds ?? 0) > 0 && (report.run.wallSeconds ?? 0) > 0);
+
+    const html = await readFile(result.report as string, 'utf8');
+    assert.match(html, /^<!DOCTYPE html>/);
+    assert.match(html, /Time in workers/);
+    assert.match(html, /Wall time/);
+    // Self-contained: nothing is fetched from anywhere (scripts, styles, images, frames).
+    assert.doesNotMatch(html, /<(script|img|iframe|link)[^>]+(src|href)=["']?(https?:|\/\/|file:)/i);
+    assert.doesNotMatch(html, /<link[^>]+rel=["']?stylesheet/i);
+    assert.doesNotMatch(html, /@import|url\(\s*["']?(https?:|\/\/)/i);
+  });
+
+  it('exports a model that loads and has the MACs its metrics claim', async () => {
+    await initEngine({ backend: 'cpu' });
+    const store = new FileStore(storeDir);
+    const metrics = (result.targets as Record<string, Json>)['flops-30'];
+    const prefix = runKeys(RUN_ID).target('flops-30').modelPrefix;
+    assert.equal(metrics.modelKey, prefix);
+    const model = await loadModel({ store, prefix });
+    try {
+      const totals = countTotals(analyzeChannels(model));
+      const achieved = metrics.achieved as { macs: number; params: number };
+      assert.equal(totals.macs, achieved.macs);
+      assert.equal(totals.params, achieved.params);
+    } finally {
+      model.dispose();
+    }
+  });
+
+  it('spends most of the wall time in workers: the embedded overhead is small', () => {
+    const wall = result.wallSeconds as number;
+    const workerSum = result.workerSeconds as number;
+    const jobs = result.jobs as JobJson[];
+    // The embedded overhead: wall time during which no worker process was running (the
+    // in-process Plan/Merge/Report Lambdas and the state transitions). The report's own
+    // "overhead" (1 - worker/total) is not measurable when workers run in parallel, as here.
+    const busy = unionSeconds(jobs.flatMap((job) => job.attempts.map((attempt) => [attempt.startedAt, attempt.stoppedAt] as const)));
+    const overhead = wall - busy;
+    process.stderr.write(
+      `e2e: wall ${wall.toFixed(1)} s, worker-seconds ${workerSum.toFixed(1)} (sum over workers), ` +
+        `some worker running ${busy.toFixed(1)} s, embedded overhead ${overhead.toFixed(1)} s (${((overhead / wall) * 100).toFixed(0)}%)\n`,
+    );
+    assert.ok(workerSum > busy, 'parallel workers add up to more than the time any worker ran');
+    assert.ok(overhead >= 0, `overhead ${overhead}`);
+    // Plan loads and analyses the model on the cpu backend, Merge and Report are cheap: well
+    // under half of a run even this tiny.
+    assert.ok(overhead / wall < 0.4, `embedded overhead ${overhead.toFixed(1)} s of ${wall.toFixed(1)} s wall`);
+  });
+});
