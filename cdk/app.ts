@@ -5,6 +5,7 @@
  *   emo-dir:instanceTypes       comma-separated GPU instance types (default g4dn.xlarge,g5.xlarge)
  *   emo-dir:maxvCpus            vCPU cap per compute environment (default 64)
  *   emo-dir:encryption          S3_MANAGED (default) or KMS
+ *   emo-dir:usdPerGpuHour       instance price for the report's cost estimate (default: none)
  *   emo-dir:vpcId, emo-dir:availabilityZones, emo-dir:privateSubnetIds
  *                               use an existing VPC (comma-separated lists)
  */
@@ -60,6 +61,11 @@ if (maxvCpus !== undefined && !(Number.isInteger(maxvCpus) && maxvCpus > 0)) {
   throw new Error(`emo-dir:maxvCpus must be a positive integer, not ${context('maxvCpus')}`);
 }
 
+const usdPerGpuHour = context('usdPerGpuHour') === undefined ? undefined : Number(context('usdPerGpuHour'));
+if (usdPerGpuHour !== undefined && !(Number.isFinite(usdPerGpuHour) && usdPerGpuHour > 0)) {
+  throw new Error(`emo-dir:usdPerGpuHour must be a positive number, not ${context('usdPerGpuHour')}`);
+}
+
 // No `env`: an explicit account/region would make the VPC look up zones, which needs credentials.
 new EmoDirStack(app, 'EmoDir', {
   description: 'emo-dir: evolutionary multi-objective CNN channel pruning pipeline',
@@ -69,6 +75,7 @@ new EmoDirStack(app, 'EmoDir', {
   instanceTypes: list('instanceTypes'),
   maxvCpus,
   encryption,
+  usdPerGpuHour,
 });
 // cdk-nag 3 runs as a CDK validation plugin: any unacknowledged finding fails the synth.
 Validations.of(app).addPlugins(new AwsSolutionsChecks(app, { verbose: true }));

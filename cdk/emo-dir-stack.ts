@@ -39,6 +39,8 @@ export interface EmoDirStackProps extends StackProps {
   readonly search?: JobSizing;
   readonly finalize?: JobSizing;
   readonly logRetention?: logs.RetentionDays;
+  /** Hourly price of one GPU instance, for the report's cost estimate (none when unset). */
+  readonly usdPerGpuHour?: number;
 }
 
 export class EmoDirStack extends Stack {
@@ -79,6 +81,7 @@ export class EmoDirStack extends Stack {
       projectRoot: props.projectRoot,
       data: this.data,
       logRetention,
+      usdPerGpuHour: props.usdPerGpuHour,
     });
 
     this.workflow = new Workflow(this, 'Workflow', {

@@ -102,6 +102,8 @@ export interface PipelineFunctionsProps {
   readonly projectRoot: string;
   readonly data: DataBucket;
   readonly logRetention?: logs.RetentionDays;
+  /** Hourly price of one GPU instance: the Report function's cost estimate (none when unset). */
+  readonly usdPerGpuHour?: number;
 }
 
 export class PipelineFunctions extends Construct {
@@ -136,6 +138,7 @@ export class PipelineFunctions extends Construct {
       memorySize: 1024,
       timeout: Duration.minutes(5),
       access: { read: [RUNS_PREFIX], write: [RUNS_PREFIX] },
+      ...(props.usdPerGpuHour === undefined ? {} : { environment: { EMO_DIR_USD_PER_GPU_HOUR: String(props.usdPerGpuHour) } }),
     });
   }
 }

@@ -22,6 +22,7 @@
  * whose channels cross a sub-network cut (they are the boundary contract); to compare on the same
  * search space pass `groupIds` = the union of the division's `groupIds`.
  */
+import { targetBudget as gpirTargetBudget } from './gpir.ts';
 import { tf } from '../engine/backend.ts';
 import { Rng } from '../emo/rng.ts';
 import { legalKeptCount } from '../emo/groups.ts';
@@ -65,18 +66,9 @@ export interface Budget {
   readonly value: number;
 }
 
-/** The whole-network limit a target means (as GPIR reads it: a cut of 0.5 allows half the MACs). */
+/** The whole-network limit a target means, exactly as the GPIR merge reads it. */
 export function targetBudget(target: BaselineTarget, original: { readonly macs: number; readonly params: number }): Budget {
-  switch (target.kind) {
-    case 'flopsCut':
-      return { kind: 'flops', value: (1 - target.value) * original.macs };
-    case 'paramsCut':
-      return { kind: 'params', value: (1 - target.value) * original.params };
-    case 'flopsBudget':
-      return { kind: 'flops', value: target.value };
-    case 'paramsBudget':
-      return { kind: 'params', value: target.value };
-  }
+  return gpirTargetBudget(target, { flops: original.macs, params: original.params });
 }
 
 function costFor(budget: Budget, cost: { readonly macs: number; readonly params: number }): number {

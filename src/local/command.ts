@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { FileStore } from '../store/file-store.ts';
 import { runKeys } from '../store/keys.ts';
-import { getJson } from '../store/object-store.ts';
+import { getJson, type ObjectStore } from '../store/object-store.ts';
 import { runLocal, type HandlerContext, type LocalHandlers, type RunLocalOptions, type RunLocalResult } from './run.ts';
 
 export const RUN_SUMMARY =
@@ -45,8 +45,8 @@ function positiveInteger(name: string, value: string | undefined): number | unde
 }
 
 /** The --json result: what DESIGN §7 promises, read back from the store. */
-export async function jsonResult(result: RunLocalResult): Promise<Record<string, unknown>> {
-  const store = new FileStore(fileURLToPath(result.store));
+export async function jsonResult(result: RunLocalResult, runStore?: ObjectStore): Promise<Record<string, unknown>> {
+  const store = runStore ?? new FileStore(fileURLToPath(result.store));
   const keys = runKeys(result.runId);
   const output = (result.output ?? {}) as { merge?: { targets?: unknown }; report?: { reportKey?: string; htmlKey?: string } };
   const targets: Record<string, unknown> = {};
@@ -54,7 +54,9 @@ export async function jsonResult(result: RunLocalResult): Promise<Record<string,
     const key = keys.target(target).metrics;
     targets[target] = (await store.exists(key)) ? await getJson(store, key) : null;
   }
-  const path = (key: string | undefined): string | undefined => (key === undefined ? undefined : join(store.root, ...key.split('/')));
+  // A file path for a local store; the object's URL (s3://bucket/prefix/key) for S3.
+  const path = (key: string | undefined): string | undefined =>
+    key === undefined ? undefined : store instanceof FileStore ? join(store.root, ...key.split('/')) : `${store.location}/${key}`;
   return {
     runId: result.runId,
     store: result.store,
@@ -80,6 +82,34 @@ export async function jsonResult(result: RunLocalResult): Promise<Record<string,
     })),
     ...(result.error === undefined ? {} : { error: result.error }),
   };
+}
+
+/**
+ * One readable paragraph for a run that did not succeed: a Lambda's error message without its
+ * JSON envelope and stack trace, a Batch job's status reason with the worker's last lines, and
+ * for a stopped run the command that continues it.
+ */
+export function describeRunFailure(result: Pick<RunLocalResult, 'runId' | 'store' | 'status' | 'error' | 'modelSource'>): string {
+  const resume = `continue it with: emo-dir resume ${result.runId} --store ${fileURLToPath(result.store)}`;
+  if (result.status === 'ABORTED') return `run ${result.runId} was stopped; ${resume}`;
+  if (result.error === undefined) return `run ${result.runId} ${result.status}`;
+  let message = `${result.error.Error}: ${result.error.Cause}`;
+  try {
+    const cause = JSON.parse(result.error.Cause) as { errorMessage?: unknown; JobName?: unknown; StatusReason?: unknown; LocalLogTail?: unknown };
+    if (typeof cause.errorMessage === 'string') {
+      message = `${result.error.Error}: ${cause.errorMessage}`;
+    } else if (typeof cause.StatusReason === 'string') {
+      const tail = Array.isArray(cause.LocalLogTail) ? cause.LocalLogTail.filter((line): line is string => typeof line === 'string').slice(-5) : [];
+      message = `${result.error.Error}: Batch job ${String(cause.JobName)} failed: ${cause.StatusReason}${tail.length > 0 ? `\n  last output:\n    ${tail.join('\n    ')}` : ''}`;
+    }
+  } catch {
+    // Not JSON: the cause is already a message.
+  }
+  // The run reads a copy of a local model: say which directory the store's copy came from.
+  const copy = `${runKeys(result.runId).prefix}model/`;
+  if (result.modelSource !== undefined && message.includes(copy)) message += `\n  (${copy} is the run's copy of ${result.modelSource})`;
+  const retryable = result.status === 'FAILED' || result.status === 'TIMED_OUT';
+  return `run ${result.runId} ${result.status}: ${message}${retryable ? `\n  after fixing the cause, ${resume}` : ''}`;
 }
 
 export async function runCommand(argv: string[], deps: RunCommandDependencies): Promise<number> {
@@ -147,7 +177,7 @@ export async function runCommand(argv: string[], deps: RunCommandDependencies): 
       signal: controller.signal,
     });
     if (values.json === true) out(`${JSON.stringify(await jsonResult(result))}\n`);
-    else if (result.status !== 'SUCCEEDED' && result.error !== undefined) err(`emo-dir run: ${result.error.Error}: ${result.error.Cause}\n`);
+    else if (result.status !== 'SUCCEEDED') err(`emo-dir run: ${describeRunFailure(result)}\n`);
     return result.status === 'SUCCEEDED' ? 0 : 1;
   } finally {
     signals.off('SIGINT', onSignal);

@@ -8,9 +8,10 @@
  * The handlers are parameters, not imports: the Lambda entry points (functions/) are wired by the
  * CLI, so this module owns no pipeline logic and tests can run the real definition with their own.
  */
-import { cp, readFile, stat } from 'node:fs/promises';
+import { cp, readdir, readFile, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadDefinition, type Substitutions } from '../../statemachine/definition.ts';
 import { timestampRunId } from '../cloud/names.ts';
@@ -45,8 +46,10 @@ export interface RunLocalOptions {
   /** The run spec as parsed JSON; or give `specPath`. */
   readonly spec?: unknown;
   readonly specPath?: string;
-  /** Directory of the store. Default `.emo-dir`. */
+  /** Directory of the store. Default `.emo-dir`. Ignored when `store` is given. */
   readonly storeDir?: string;
+  /** A ready store instead of a directory (the LocalStack mode's S3Store). */
+  readonly store?: ObjectStore;
   /** Worker processes at once. Default os.availableParallelism(). */
   readonly workers?: number;
   /** The execution input's maxConcurrency (Batch jobs per Map at once; the ASL defaults it). */
@@ -88,6 +91,8 @@ export interface RunLocalResult {
   readonly output?: unknown;
   readonly error?: { readonly Error: string; readonly Cause: string };
   readonly jobs: readonly JobRecord[];
+  /** The local directory the run's model was copied from (`runs/<runId>/model/`), if any. */
+  readonly modelSource?: string;
 }
 
 /** The stand-in ARNs, as statemachine/definition.ts needs them (a missing one fails to compile). */
@@ -118,8 +123,8 @@ export async function runLocal(options: RunLocalOptions): Promise<RunLocalResult
   // `./model` next to the spec names the run after its folder (`fmnist-resnet-...`), not `model-...`.
   const nameSource = parsed.model.startsWith('.') ? resolve(baseDir, parsed.model) : parsed.model;
   const runId = parsed.runId ?? timestampRunId(nameSource, options.now ?? new Date());
-  const store = new FileStore(options.storeDir ?? '.emo-dir');
-  const model = await resolveLocalModel(parsed.model, runId, store, baseDir, source);
+  const store = options.store ?? new FileStore(options.storeDir ?? '.emo-dir');
+  const { model, modelSource } = await resolveLocalModel(parsed.model, runId, store, baseDir, source);
   const specKey = runKeys(runId).spec;
   await writeSpecOnce(store, specKey, `${JSON.stringify({ ...parsed, runId, model }, null, 2)}\n`);
 
@@ -196,6 +201,7 @@ export async function runLocal(options: RunLocalOptions): Promise<RunLocalResult
       ...(execution.output === undefined ? {} : { output: execution.output }),
       ...(execution.error === undefined ? {} : { error: execution.error }),
       jobs: execution.jobs,
+      ...(modelSource === undefined ? {} : { modelSource }),
     };
   } finally {
     options.signal?.removeEventListener('abort', onAbort);
@@ -221,7 +227,8 @@ async function writeSpecOnce(store: ObjectStore, key: string, text: string): Pro
   } catch (error) {
     if (!(error instanceof AlreadyExistsError)) throw error;
     const existing = Buffer.from(await store.get(key)).toString('utf8');
-    if (existing !== text) {
+    // The same spec, also when its keys come in another order (a resumed run re-reads it).
+    if (existing !== text && !isDeepStrictEqual(safeJson(existing), JSON.parse(text))) {
       throw new Error(`${key} (in ${store.location}) already exists with a different spec: that run id is taken (choose another runId, or omit it)`, {
         cause: error,
       });
@@ -229,14 +236,34 @@ async function writeSpecOnce(store: ObjectStore, key: string, text: string): Pro
   }
 }
 
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Relative paths of every file under `dir`. */
+async function filesUnder(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { withFileTypes: true, recursive: true });
+  return entries.filter((entry) => entry.isFile()).map((entry) => relative(dir, join(entry.parentPath, entry.name)).split('\\').join('/'));
+}
+
 /**
  * A spec's model as the pipeline reads it: `zoo:<name>` and store prefixes stay as they are; a
  * local directory (absolute, or starting with `.`, `~` or `file:`, as for `emo-dir submit`) is
  * copied to `runs/<runId>/model/`, so the run reads its model from the store as in the cloud.
  */
-async function resolveLocalModel(ref: string, runId: string, store: FileStore, baseDir: string, source: string): Promise<string> {
+async function resolveLocalModel(
+  ref: string,
+  runId: string,
+  store: ObjectStore,
+  baseDir: string,
+  source: string,
+): Promise<{ model: string; modelSource?: string }> {
   const isLocal = isAbsolute(ref) || ref.startsWith('.') || ref.startsWith('~') || ref.startsWith('file:');
-  if (!isLocal) return ref;
+  if (!isLocal) return { model: ref };
   const dir = ref.startsWith('file:')
     ? fileURLToPath(ref)
     : ref === '~' || ref.startsWith('~/')
@@ -246,7 +273,13 @@ async function resolveLocalModel(ref: string, runId: string, store: FileStore, b
   if (!isModelDir) throw new Error(`${source}: field model: ${dir} is not a directory holding model.json`);
   const prefix = `${runKeys(runId).prefix}model/`;
   if (!(await store.exists(`${prefix}model.json`))) {
-    await cp(dir, join(store.root, ...prefix.split('/').filter(Boolean)), { recursive: true, errorOnExist: false, force: false });
+    if (store instanceof FileStore) {
+      await cp(dir, join(store.root, ...prefix.split('/').filter(Boolean)), { recursive: true, errorOnExist: false, force: false });
+    } else {
+      // model.json last: a model.json in the store names a complete model (src/model/io.ts).
+      const files = (await filesUnder(dir)).sort((a, b) => Number(a === 'model.json') - Number(b === 'model.json'));
+      for (const file of files) await store.put(`${prefix}${file}`, await readFile(join(dir, file)));
+    }
   }
-  return prefix;
+  return { model: prefix, modelSource: dir };
 }
