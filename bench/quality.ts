@@ -102,9 +102,10 @@ interface Budgets {
 }
 
 /**
- * `--quick`: a few minutes in all. Full: sized to finish within about an hour on 2 cores
- * (measured; see bench/README.md): spec-default search sizes except population/generations,
- * the fine-tune on 10k images for 2 epochs, tested on the whole test split.
+ * `--quick`: about 7 minutes in all. Full: sized from the quick run's measured speeds (wasm,
+ * one thread; fine-tune with distillation runs at only ~50-130 img/s) to finish in well under
+ * an hour on a 2-core machine: the example spec's search subsets, the spec's 20 recovery
+ * steps, population 8 x 3 generations, 2 fine-tune epochs on 4k images, tested on 5k.
  */
 const QUICK: Budgets = {
   searchTrain: 512,
@@ -121,11 +122,11 @@ const FULL: Budgets = {
   searchTrain: 1024,
   searchVal: 512,
   population: 8,
-  generations: 4,
+  generations: 3,
   recoverySteps: 20,
   verifyTop: 3,
   fineTuneEpochs: 2,
-  fineTuneLimit: 10_000,
+  fineTuneLimit: 4000,
   testLimit: 5000,
 };
 

@@ -10,8 +10,16 @@ const commands: Record<string, { summary: string; load: () => Promise<CommandMod
     load: () => import('./inspect.ts'),
   },
   run: {
-    summary: 'run <spec.json> [--store DIR] [--workers N] [--json] [--quiet]   run the whole workflow on this machine',
+    summary:
+      'run <spec.json> [--store DIR|s3://B/P] [--endpoint URL] [--jobs local|docker] [--workers N] [--json] [--quiet]   run the whole workflow on this machine',
     load: () => import('./run.ts'),
+  },
+  resume: {
+    summary: 'resume <runId> [--store DIR|s3://B/P] [--endpoint URL] [--jobs local|docker] [--workers N] [--json]   continue a stopped or failed local run',
+    load: async () => {
+      const [{ resumeCommand }, { loadHandlers }] = await Promise.all([import('../local/command.ts'), import('./run.ts')]);
+      return { run: (argv: string[]) => resumeCommand(argv, { loadHandlers }) };
+    },
   },
   submit: {
     summary:

@@ -9,13 +9,13 @@ import type { HandlerContext, LocalHandlers } from '../local/run.ts';
 
 /**
  * The handlers' structured logs, on stderr: stdout belongs to `--json`'s single result object.
- * Warnings and errors only by default, since the progress display already shows each phase;
- * POWERTOOLS_LOG_LEVEL=INFO brings the rest back.
+ * Off by default: the progress display shows each phase and the command prints a one-line
+ * summary of any failure (with its field or file); POWERTOOLS_LOG_LEVEL=INFO brings them back.
  */
 function embeddedLogger(): Logger {
   const logger = new Logger({
     serviceName: 'emo-dir',
-    logLevel: (process.env.POWERTOOLS_LOG_LEVEL ?? 'WARN') as 'WARN',
+    logLevel: (process.env.POWERTOOLS_LOG_LEVEL ?? 'CRITICAL') as 'CRITICAL',
   });
   // Powertools writes through a private Console bound to stdout; rebinding it is the one way to
   // keep its format while moving the stream.

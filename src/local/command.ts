@@ -12,21 +12,33 @@
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { parseStoreLocation, openStore } from '../store/index.ts';
 import { FileStore } from '../store/file-store.ts';
-import { runKeys } from '../store/keys.ts';
+import { containerEnvironment } from './docker-jobs.ts';
+import { resumeLocal } from './resume.ts';
+import { assertValidName, runKeys } from '../store/keys.ts';
 import { getJson, type ObjectStore } from '../store/object-store.ts';
 import { runLocal, type HandlerContext, type LocalHandlers, type RunLocalOptions, type RunLocalResult } from './run.ts';
 
 export const RUN_SUMMARY =
-  'run <spec.json> [--store DIR] [--workers N] [--max-concurrency N] [--json] [--quiet]   run the workflow on this machine';
+  'run <spec.json> [--store DIR|s3://B/P] [--endpoint URL] [--jobs local|docker] [--workers N] [--json] [--quiet]   run the workflow on this machine';
+export const RESUME_SUMMARY =
+  'resume <runId> [--store DIR|s3://B/P] [--endpoint URL] [--jobs local|docker] [--workers N] [--json]   continue a stopped or failed local run';
 
-const USAGE = `usage: emo-dir run <spec.json> [--store DIR] [--workers N] [--max-concurrency N] [--json] [--quiet]
-  --store DIR            the local store (default .emo-dir)
-  --workers N            worker processes at once (default: the number of CPUs)
+const COMMON_OPTIONS = `  --store LOC            the store: a directory (default .emo-dir) or s3://bucket/prefix
+  --endpoint URL         S3 endpoint for an s3:// store, e.g. LocalStack's http://localhost:4566
+  --jobs local|docker    Batch jobs as local processes (default) or \`docker run --gpus all\` of --image
+  --image IMAGE          the worker image for --jobs docker (default emo-dir-worker:latest)
+  --workers N            jobs at once (default: the number of CPUs)
   --max-concurrency N    Batch jobs per Map at once, as in the cloud (default 16)
   --json                 print one JSON object with the result on stdout
   --quiet                only job ends, retries and failures on stderr
 `;
+const USAGE = `usage: emo-dir run <spec.json> [options]\n${COMMON_OPTIONS}`;
+const RESUME_USAGE = `usage: emo-dir resume <runId> [options]
+  Runs the workflow again on the run's stored spec (runs/<runId>/spec.json): finished fronts and
+  metrics are kept (writes are create-only) and searches continue from their checkpoints.
+${COMMON_OPTIONS}`;
 
 export interface RunCommandDependencies {
   readonly loadHandlers: () => Promise<LocalHandlers | ((context: HandlerContext) => LocalHandlers)>;
@@ -90,7 +102,8 @@ export async function jsonResult(result: RunLocalResult, runStore?: ObjectStore)
  * for a stopped run the command that continues it.
  */
 export function describeRunFailure(result: Pick<RunLocalResult, 'runId' | 'store' | 'status' | 'error' | 'modelSource'>): string {
-  const resume = `continue it with: emo-dir resume ${result.runId} --store ${fileURLToPath(result.store)}`;
+  const storeArg = result.store.startsWith('file:') ? fileURLToPath(result.store) : result.store;
+  const resume = `continue it with: emo-dir resume ${result.runId} --store ${storeArg}`;
   if (result.status === 'ABORTED') return `run ${result.runId} was stopped; ${resume}`;
   if (result.error === undefined) return `run ${result.runId} ${result.status}`;
   let message = `${result.error.Error}: ${result.error.Cause}`;
@@ -113,40 +126,100 @@ export function describeRunFailure(result: Pick<RunLocalResult, 'runId' | 'store
 }
 
 export async function runCommand(argv: string[], deps: RunCommandDependencies): Promise<number> {
+  return executeCommand('run', argv, deps);
+}
+
+/**
+ * `emo-dir resume <runId>`: the same options as `run`, on the run's stored spec (resume.ts).
+ * src/cli/main.ts wires it as `run` is wired, with the real handlers of src/cli/run.ts.
+ */
+export function resumeCommand(argv: string[], deps: RunCommandDependencies): Promise<number> {
+  return executeCommand('resume', argv, deps);
+}
+
+/** Options of both `run` and `resume`. */
+const COMMAND_OPTIONS = {
+  store: { type: 'string' },
+  workers: { type: 'string' },
+  'max-concurrency': { type: 'string' },
+  endpoint: { type: 'string' },
+  jobs: { type: 'string' },
+  image: { type: 'string' },
+  json: { type: 'boolean', default: false },
+  quiet: { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const;
+
+/**
+ * The store of `--store` (a directory, file:///dir or s3://bucket/prefix) and, with --endpoint,
+ * an S3 emulator such as LocalStack (path-style URLs, which LocalStack and s3rver need).
+ */
+export function commandStore(location: string | undefined, endpoint: string | undefined): ObjectStore {
+  const where = location ?? '.emo-dir';
+  const parsed = parseStoreLocation(where);
+  if (parsed.kind === 'file') {
+    if (endpoint !== undefined) throw new Error(`--endpoint is for an s3:// --store, but the store is the directory ${where}`);
+    return new FileStore(parsed.path ?? where);
+  }
+  if (endpoint === undefined) return openStore(where);
+  const env = containerEnvironment({ storeLocation: where, endpoint });
+  return openStore(where, {
+    // An emulator takes any credentials: LocalStack's `test` unless the environment has some.
+    s3: {
+      endpoint,
+      forcePathStyle: true,
+      region: env.AWS_REGION,
+      credentials: { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY, ...(env.AWS_SESSION_TOKEN === undefined ? {} : { sessionToken: env.AWS_SESSION_TOKEN }) },
+    },
+  });
+}
+
+/** Fails early, with the endpoint in the message, when an S3 store cannot be reached. */
+async function checkStoreReachable(store: ObjectStore, endpoint: string | undefined): Promise<void> {
+  if (store instanceof FileStore) return;
+  try {
+    await store.list('runs/.emo-dir-probe/');
+  } catch (error) {
+    const where = endpoint === undefined ? '' : ` at ${endpoint}`;
+    const hint = endpoint === undefined ? '' : ' (is LocalStack running? `docker compose up -d` starts it and creates the bucket emo-dir)';
+    throw new Error(`cannot use the store ${store.location}${where}: ${(error as Error).name}: ${(error as Error).message}${hint}`, { cause: error });
+  }
+}
+
+export async function executeCommand(name: 'run' | 'resume', argv: string[], deps: RunCommandDependencies): Promise<number> {
   const out = deps.out ?? ((text) => process.stdout.write(text));
   const err = deps.err ?? ((text) => process.stderr.write(text));
+  const usage = name === 'run' ? USAGE : RESUME_USAGE;
   let values: Record<string, string | boolean | undefined>;
   let positionals: string[];
   try {
-    ({ values, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        store: { type: 'string' },
-        workers: { type: 'string' },
-        'max-concurrency': { type: 'string' },
-        json: { type: 'boolean', default: false },
-        quiet: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    }));
+    ({ values, positionals } = parseArgs({ args: argv, allowPositionals: true, strict: true, options: COMMAND_OPTIONS }));
     if (values.help === true) {
-      out(USAGE);
+      out(usage);
       return 0;
     }
-    if (positionals.length !== 1) throw new Error(`expected one <spec.json>, got ${positionals.length}`);
+    if (positionals.length !== 1) throw new Error(`expected one ${name === 'run' ? '<spec.json>' : '<runId>'}, got ${positionals.length}`);
   } catch (error) {
-    err(`emo-dir run: ${(error as Error).message}\n${USAGE}`);
+    err(`emo-dir ${name}: ${(error as Error).message}\n${usage}`);
     return 2;
   }
   let workers: number | undefined;
   let maxConcurrency: number | undefined;
+  let store: ObjectStore;
+  const endpoint = values.endpoint as string | undefined;
+  const jobs = (values.jobs as string | undefined) ?? 'local';
   try {
     workers = positiveInteger('workers', values.workers as string | undefined);
     maxConcurrency = positiveInteger('max-concurrency', values['max-concurrency'] as string | undefined);
+    if (jobs !== 'local' && jobs !== 'docker') throw new Error(`--jobs must be local or docker, got ${JSON.stringify(jobs)}`);
+    if (values.image !== undefined && jobs !== 'docker') throw new Error('--image needs --jobs docker');
+    store = commandStore(values.store as string | undefined, endpoint);
+    if (jobs === 'docker' && store instanceof FileStore) {
+      throw new Error('--jobs docker needs an s3:// --store (the worker containers cannot see a local directory); e.g. --store s3://emo-dir/local --endpoint http://localhost:4566');
+    }
+    if (name === 'resume') assertValidName('run id', positionals[0]);
   } catch (error) {
-    err(`emo-dir run: ${(error as Error).message}\n`);
+    err(`emo-dir ${name}: ${(error as Error).message}\n`);
     return 2;
   }
 
@@ -156,7 +229,7 @@ export async function runCommand(argv: string[], deps: RunCommandDependencies): 
   const onSignal = (): void => {
     interrupts++;
     if (interrupts === 1) {
-      err('emo-dir run: stopping the workers (Ctrl-C again to exit at once)\n');
+      err(`emo-dir ${name}: stopping the workers (Ctrl-C again to exit at once)\n`);
       controller.abort(new Error('interrupted'));
     } else {
       process.exit(130);
@@ -165,20 +238,34 @@ export async function runCommand(argv: string[], deps: RunCommandDependencies): 
   signals.on('SIGINT', onSignal);
   signals.on('SIGTERM', onSignal);
   try {
-    const result = await runLocal({
+    await checkStoreReachable(store, endpoint);
+    // Local worker processes open the store from EMO_DIR_STORE; with an emulator they also need
+    // its endpoint (as containers do, docker-jobs.ts), since they cannot be given a client.
+    const workerEnv = endpoint === undefined ? {} : containerEnvironment({ storeLocation: store.location, endpoint });
+    const options = {
       ...deps.runOptions,
-      specPath: positionals[0],
-      ...(values.store === undefined ? {} : { storeDir: values.store as string }),
+      store,
       ...(workers === undefined ? {} : { workers }),
       ...(maxConcurrency === undefined ? {} : { maxConcurrency }),
+      ...(jobs === 'docker'
+        ? { docker: { ...(endpoint === undefined ? {} : { endpoint }), ...(values.image === undefined ? {} : { image: values.image as string }) } }
+        : { workerEnv: { ...workerEnv, ...deps.runOptions?.workerEnv } }),
       json: values.json === true,
       quiet: values.quiet === true,
       handlers: await deps.loadHandlers(),
       signal: controller.signal,
-    });
-    if (values.json === true) out(`${JSON.stringify(await jsonResult(result))}\n`);
-    else if (result.status !== 'SUCCEEDED') err(`emo-dir run: ${describeRunFailure(result)}\n`);
+    };
+    const result =
+      name === 'run' ? await runLocal({ ...options, specPath: positionals[0] }) : await resumeLocal({ ...options, runId: positionals[0] });
+    if (values.json === true) out(`${JSON.stringify(await jsonResult(result, store))}\n`);
+    else if (result.status !== 'SUCCEEDED') err(`emo-dir ${name}: ${describeRunFailure(result)}\n`);
     return result.status === 'SUCCEEDED' ? 0 : 1;
+  } catch (error) {
+    // A run that cannot start (an invalid spec, a missing model, an unreachable store): the
+    // message names the file and field; no stack trace unless EMO_DIR_DEBUG is set.
+    err(`emo-dir ${name}: ${(error as Error).message}\n`);
+    if (process.env.EMO_DIR_DEBUG) err(`${(error as Error).stack ?? ''}\n`);
+    return 1;
   } finally {
     signals.off('SIGINT', onSignal);
     signals.off('SIGTERM', onSignal);

@@ -23,6 +23,7 @@ import { FileStore } from '../store/file-store.ts';
 import { runKeys } from '../store/keys.ts';
 import { AlreadyExistsError, type ObjectStore } from '../store/object-store.ts';
 import { LOCAL_ARNS, runStateMachineLocally, type ExecutionStatus, type LambdaFunction } from './embedded-runner.ts';
+import { DockerJobRunner, type DockerJobRunnerOptions } from './docker-jobs.ts';
 import { LocalProcessJobRunner, type JobRecord, type JobRunner, type RetryPolicy } from './job-runner.ts';
 import { ProgressDisplay, type ProgressMode, type ProgressStream } from './progress.ts';
 
@@ -60,6 +61,11 @@ export interface RunLocalOptions {
   readonly handlers: LocalHandlers | ((context: HandlerContext) => LocalHandlers);
   /** Runs the Batch jobs instead of worker processes (tests, other backends). */
   readonly jobRunner?: JobRunner;
+  /**
+   * Run the Batch jobs as `docker run` of the worker image (the LocalStack + Docker-GPU mode,
+   * docker-jobs.ts) instead of local processes; the store must be one the containers reach (S3).
+   */
+  readonly docker?: Omit<DockerJobRunnerOptions, 'storeLocation' | 'concurrency' | 'retry' | 'killGraceMs' | 'onEvent' | 'onOutput' | 'log'>;
   /** The worker's command line, to which each job's command is appended. Default: node + tsx + containers/worker.ts. */
   readonly workerCommand?: readonly string[];
   /** Extra environment for the workers. */
@@ -148,8 +154,19 @@ export async function runLocal(options: RunLocalOptions): Promise<RunLocalResult
         : {}),
   });
   const ownRunner = options.jobRunner === undefined;
+  const hooks = { onEvent: display.onJobEvent, onOutput: display.onOutput, log: display.log };
   const jobRunner =
     options.jobRunner ??
+    (options.docker !== undefined
+      ? new DockerJobRunner({
+          ...options.docker,
+          storeLocation: store.location,
+          ...(options.workers === undefined ? {} : { concurrency: options.workers }),
+          ...(options.retry === undefined ? {} : { retry: options.retry }),
+          ...(options.killGraceMs === undefined ? {} : { killGraceMs: options.killGraceMs }),
+          ...hooks,
+        })
+      : undefined) ??
     new LocalProcessJobRunner({
       ...(options.workers === undefined ? {} : { concurrency: options.workers }),
       command: options.workerCommand ?? defaultWorkerCommand(),

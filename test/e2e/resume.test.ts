@@ -1,0 +1,92 @@
+// `emo-dir resume <runId>`: a run stopped by a signal after its first search front exists is
+// continued to success, and the finished front is kept byte for byte (create-only writes).
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { EventEmitter } from 'node:events';
+import { loadHandlers } from '../../src/cli/run.ts';
+import { resumeCommand } from '../../src/local/command.ts';
+import { fileExists, parseSingleJson, runCli, tinySpec, waitFor } from './helpers.ts';
+
+/**
+ * `emo-dir resume ...` in this process: src/cli/main.ts gets its `resume` entry from the
+ * owner of that file, so the command line is exercised through the same function it will call.
+ */
+async function resume(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const code = await resumeCommand(argv, {
+    loadHandlers,
+    out: (text) => {
+      stdout += text;
+    },
+    err: (text) => {
+      stderr += text;
+    },
+    signals: new EventEmitter() as unknown as Pick<NodeJS.Process, 'on' | 'off'>,
+  });
+  return { code, stdout, stderr };
+}
+
+const RUN_ID = 'e2e-resume';
+
+describe('emo-dir resume', () => {
+  let dir: string | undefined;
+  after(async () => {
+    if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('continues a stopped run and keeps the front that was already written', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'emo-dir-resume-'));
+    const storeDir = join(dir, 'store');
+    const specPath = join(dir, 'spec.json');
+    await writeFile(specPath, JSON.stringify(tinySpec(RUN_ID)));
+    const fronts = ['k1', 'k2'].map((subnet) => join(storeDir, 'runs', RUN_ID, 'subnets', subnet, 'front.json'));
+
+    let firstFront: { path: string; bytes: Buffer } | undefined;
+    const stopped = await runCli(['run', specPath, '--store', storeDir, '--workers', '2'], {
+      onSpawn: (child) => {
+        void waitFor('the first front.json', async () => {
+          for (const path of fronts) if (await fileExists(path)) return path;
+          return undefined;
+        }).then(async (path) => {
+          // The store writes by atomic rename: a front.json that exists is complete.
+          firstFront = { path, bytes: await readFile(path) };
+          child.kill('SIGINT');
+        }, () => child.kill('SIGKILL'));
+      },
+    });
+    assert.ok(firstFront !== undefined, `no front was written before the run ended:\n${stopped.stderr}`);
+    assert.equal(stopped.code, 1, `the stopped run should exit 1:\n${stopped.stderr}`);
+    assert.match(stopped.stderr, new RegExp(`was stopped; continue it with: emo-dir resume ${RUN_ID} --store `));
+    assert.equal(await fileExists(join(storeDir, 'runs', RUN_ID, 'report.json')), false, 'the run was not stopped before its end');
+
+    const resumed = await resume([RUN_ID, '--store', storeDir, '--json', '--quiet', '--workers', '2']);
+    assert.equal(resumed.code, 0, `resume failed:\n${resumed.stderr}`);
+    const result = parseSingleJson(resumed.stdout);
+    assert.equal(result.runId, RUN_ID);
+    assert.equal(result.status, 'SUCCEEDED');
+    assert.ok(await fileExists(join(storeDir, 'runs', RUN_ID, 'report.html')));
+    assert.ok((await readFile(firstFront.path)).equals(firstFront.bytes), `${firstFront.path} changed on resume`);
+    // The other search, stopped mid-way, was finished by the resumed run.
+    for (const path of fronts) assert.ok(await fileExists(path), `${path} is missing after resume`);
+  });
+
+  it('says which run is missing, with a non-zero exit', async () => {
+    dir ??= await mkdtemp(join(tmpdir(), 'emo-dir-resume-'));
+    const storeDir = join(dir, 'empty-store');
+    const missing = await resume(['no-such-run', '--store', storeDir]).catch((error: unknown) => ({
+      code: 1,
+      stdout: '',
+      stderr: (error as Error).message,
+    }));
+    assert.notEqual(missing.code, 0);
+    assert.match(missing.stderr, /no run no-such-run in file:\/\/.*runs\/no-such-run\/spec\.json does not exist/);
+    const invalid = await resume(['../x', '--store', storeDir]);
+    assert.equal(invalid.code, 2);
+    assert.match(invalid.stderr, /invalid run id "\.\.\/x"/);
+    assert.equal(await fileExists(storeDir), false, 'resume of a missing run created the store');
+  });
+});
