@@ -78,6 +78,7 @@ export async function jsonResult(result: RunLocalResult, runStore?: ObjectStore)
     targets,
     wallSeconds: result.wallSeconds,
     workerSeconds: result.workerSeconds,
+    overheadSeconds: result.overheadSeconds,
     // Each Batch job's attempts with their times (epoch ms): when workers ran, and in parallel.
     jobs: result.jobs.map((record) => ({
       label: record.job.label,

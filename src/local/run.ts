@@ -8,6 +8,8 @@
  * The handlers are parameters, not imports: the Lambda entry points (functions/) are wired by the
  * CLI, so this module owns no pipeline logic and tests can run the real definition with their own.
  */
+import { writeReport } from '../report/build.ts';
+import { timed, uncoveredMs, type Interval } from './timing.ts';
 import { cp, readdir, readFile, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { isDeepStrictEqual } from 'node:util';
@@ -94,6 +96,8 @@ export interface RunLocalResult {
   readonly wallSeconds: number;
   /** Sum of every worker attempt's wall time (what Batch would bill). */
   readonly workerSeconds: number;
+  /** Wall seconds in which no worker and no handler ran: the embedded runner's own cost. */
+  readonly overheadSeconds: number;
   readonly output?: unknown;
   readonly error?: { readonly Error: string; readonly Cause: string };
   readonly jobs: readonly JobRecord[];
@@ -119,6 +123,7 @@ export function defaultWorkerCommand(): string[] {
 
 export async function runLocal(options: RunLocalOptions): Promise<RunLocalResult> {
   const started = performance.now();
+  const startedAtMs = Date.now();
   const source = options.specPath ?? 'spec';
   const rawSpec = options.spec ?? (await readSpecFile(options.specPath));
   if (isSweepSpec(rawSpec)) {
@@ -137,12 +142,17 @@ export async function runLocal(options: RunLocalOptions): Promise<RunLocalResult
   const env = { EMO_DIR_STORE: store.location };
   const handlers = typeof options.handlers === 'function' ? options.handlers({ store, env }) : options.handlers;
   const { report, recordFailure } = handlers;
+  // Handler time is work the cloud would do too (in Lambdas); only what is left is overhead.
+  const handlerIntervals: Interval[] = [];
   const lambdas: Record<string, LambdaFunction> = {
-    [LOCAL_ARNS.PlanFunctionArn]: handlers.plan,
-    [LOCAL_ARNS.MergeFunctionArn]: handlers.merge,
+    [LOCAL_ARNS.PlanFunctionArn]: timed(handlers.plan, handlerIntervals),
+    [LOCAL_ARNS.MergeFunctionArn]: timed(handlers.merge, handlerIntervals),
     // One function serves Report and RecordFailure in AWS; the event's `action` tells them apart.
-    [LOCAL_ARNS.ReportFunctionArn]: (event) =>
-      recordFailure !== undefined && (event as { action?: unknown } | null)?.action === 'recordFailure' ? recordFailure(event) : report(event),
+    [LOCAL_ARNS.ReportFunctionArn]: timed(
+      (event: unknown) =>
+        recordFailure !== undefined && (event as { action?: unknown } | null)?.action === 'recordFailure' ? recordFailure(event) : report(event),
+      handlerIntervals,
+    ),
   };
 
   const display = new ProgressDisplay({
@@ -203,9 +213,19 @@ export async function runLocal(options: RunLocalOptions): Promise<RunLocalResult
     });
     const wallSeconds = (performance.now() - started) / 1000;
     const workerSeconds = execution.jobs.reduce((sum, record) => sum + record.workerSeconds, 0);
+    const busy = [
+      ...handlerIntervals,
+      ...execution.jobs.flatMap((record) => record.attempts.map((attempt) => ({ start: attempt.startedAt, end: attempt.stoppedAt }))),
+    ];
+    const overheadSeconds = uncoveredMs(startedAtMs, startedAtMs + wallSeconds * 1000, busy) / 1000;
+    if (execution.status === 'SUCCEEDED') {
+      // The Report state ran before the run ended; render it again with the run's measured times.
+      await writeReport(store, runId, { wallSeconds, workerSeconds, overheadSeconds, startedAt: new Date(startedAtMs) });
+    }
     display.close();
     display.log(
-      `run ${runId}: ${execution.status} in ${wallSeconds.toFixed(1)} s wall, ${workerSeconds.toFixed(1)} worker-seconds` +
+      `run ${runId}: ${execution.status} in ${wallSeconds.toFixed(1)} s wall, ${workerSeconds.toFixed(1)} worker-seconds, ` +
+        `runner overhead ${overheadSeconds.toFixed(1)} s (${((100 * overheadSeconds) / Math.max(wallSeconds, 1e-9)).toFixed(1)}%)` +
         (execution.error === undefined ? '' : ` (${execution.error.Error})`),
     );
     return {
@@ -215,6 +235,7 @@ export async function runLocal(options: RunLocalOptions): Promise<RunLocalResult
       status: execution.status,
       wallSeconds,
       workerSeconds,
+      overheadSeconds,
       ...(execution.output === undefined ? {} : { output: execution.output }),
       ...(execution.error === undefined ? {} : { error: execution.error }),
       jobs: execution.jobs,

@@ -78,6 +78,8 @@ export interface BuildReportOptions {
   readonly wallSeconds?: number;
   /** Seconds inside search/finalize workers. Default: the sum of what fronts and metrics report. */
   readonly workerSeconds?: number;
+  /** Embedded runs: wall time covered by no worker and no handler (the runner's own cost). */
+  readonly overheadSeconds?: number;
   /** GPU price for a cost estimate (cloud runs). */
   readonly usdPerGpuHour?: number;
   readonly backend?: string;
@@ -382,6 +384,7 @@ export async function buildReport(store: ObjectStore, runId: string, options: Bu
       finishedAt: now.toISOString(),
       wallSeconds,
       ...(workerSeconds === undefined ? {} : { workerSeconds }),
+      ...(options.overheadSeconds === undefined ? {} : { overheadSeconds: options.overheadSeconds }),
       ...(backend === undefined ? {} : { backend }),
       storeLocation: store.location,
       spec: JSON.parse(JSON.stringify(spec)) as unknown,

@@ -137,6 +137,7 @@ function renderHeader(report: Report): string {
   items.push(['Wall time', opt(run.wallSeconds, formatDuration)]);
   const workerSeconds = run.workerSeconds ?? cost?.workerSeconds;
   items.push(['Time in workers', renderWorkerTime(workerSeconds, run.wallSeconds)]);
+  if (run.overheadSeconds !== undefined) items.push(['Embedded overhead', renderOverhead(run.overheadSeconds, run.wallSeconds)]);
   items.push(['Backend', opt(run.backend, String)]);
   items.push(['Store', opt(run.storeLocation, String)]);
   items.push(['Cost', renderCost(report)]);
@@ -195,6 +196,13 @@ function renderWorkerTime(workerSeconds: number | undefined, wallSeconds: number
     `<div class="worker" style="width:${(ratio * 100).toFixed(2)}%"></div><div class="overhead" style="width:${(overhead * 100).toFixed(2)}%"></div>`,
     '</div>',
   ].join('');
+}
+
+/** The local runner's own share of the wall time (measured, so parallel workers do not hide it). */
+function renderOverhead(overheadSeconds: number, wallSeconds: number | undefined): string {
+  const seconds = escapeHtml(formatDuration(overheadSeconds));
+  if (wallSeconds === undefined || wallSeconds <= 0) return seconds;
+  return `${seconds} <small>${escapeHtml(formatPercent(overheadSeconds / wallSeconds))} of wall: no worker or handler running</small>`;
 }
 
 function renderCost(report: Report): string {

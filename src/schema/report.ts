@@ -55,6 +55,11 @@ export const reportRunSchema = z.strictObject({
   wallSeconds: nonNegative.optional(),
   /** Seconds spent inside search and finalize workers, summed over workers (parallel ones add up). */
   workerSeconds: nonNegative.optional(),
+  /**
+   * Embedded runs: wall-clock seconds in which neither a worker nor a handler was running, i.e.
+   * what the local runner itself (state machine interpreter, process start-up gaps) cost.
+   */
+  overheadSeconds: nonNegative.optional(),
   /** The tfjs backend the workers ran on (`tensorflow`, `wasm`, ...). */
   backend: z.string().min(1).optional(),
   /** Where the run's objects live (`s3://bucket`, `file:///...`), as ObjectStore.location says. */

@@ -160,4 +160,16 @@ describe('emo-dir run (embedded, end to end)', () => {
     // under half of a run even this tiny.
     assert.ok(overhead / wall < 0.4, `embedded overhead ${overhead.toFixed(1)} s of ${wall.toFixed(1)} s wall`);
   });
+
+  it('measures the runner overhead itself (no worker and no handler running) and reports it', async () => {
+    const wall = result.wallSeconds as number;
+    const runnerOverhead = result.overheadSeconds as number;
+    assert.equal(typeof runnerOverhead, 'number', 'the --json result has overheadSeconds');
+    process.stderr.write(`e2e: runner overhead ${runnerOverhead.toFixed(2)} s of ${wall.toFixed(1)} s wall\n`);
+    // Interpreter start (ASL validation), state transitions and worker start-up gaps only.
+    assert.ok(runnerOverhead >= 0 && runnerOverhead / wall < 0.1, `runner overhead ${runnerOverhead} s of ${wall} s`);
+    const report: Report = parseReport(JSON.parse(await readFile(result.reportJson as string, 'utf8')), 'report.json');
+    assert.equal(report.run.overheadSeconds, runnerOverhead, 'report.json carries the measured overhead');
+    assert.match(await readFile(result.report as string, 'utf8'), /Embedded overhead/);
+  });
 });
