@@ -102,9 +102,9 @@ interface Budgets {
 }
 
 /**
- * `--quick`: about 7 minutes in all. Full: sized from the quick run's measured speeds (wasm,
- * one thread; fine-tune with distillation runs at only ~50-130 img/s) to finish in well under
- * an hour on a 2-core machine: the example spec's search subsets, the spec's 20 recovery
+ * `--quick`: about 6 minutes in all. Full: sized from the quick run's measured speeds (wasm,
+ * one thread; fine-tune with distillation at ~50-300 img/s) to finish well under an hour on a
+ * 2-core machine (measured: 23 min): the example spec's search subsets, the spec's 20 recovery
  * steps, population 8 x 3 generations, 2 fine-tune epochs on 4k images, tested on 5k.
  */
 const QUICK: Budgets = {

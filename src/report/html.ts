@@ -187,7 +187,7 @@ function renderWorkerTime(workerSeconds: number | undefined, wallSeconds: number
   if (wallSeconds === undefined || wallSeconds <= 0) return worker;
   const ratio = workerSeconds / wallSeconds;
   if (ratio > 1) {
-    return `${worker} <small>(${escapeHtml(ratio.toFixed(1))}× wall: workers ran in parallel, overhead not measurable)</small>`;
+    return `${worker} <small>(${escapeHtml(ratio.toFixed(1))}× wall: workers ran in parallel)</small>`;
   }
   const overhead = 1 - ratio;
   return [
