@@ -6,6 +6,8 @@
  * resumed run must see the batches an uninterrupted one would. The EMO search has its own RNG
  * (src/emo); this one is only for data so the two never share a stream.
  */
+import { RNG_ALGORITHM, Rng as XoshiroRng } from '../emo/rng.ts';
+
 export interface Rng {
   /** Uniform integer in [0, 2^32). */
   nextUint32(): number;
@@ -42,28 +44,20 @@ export function mixSeed(...parts: readonly number[]): number {
   return h;
 }
 
-function rotl(x: number, k: number): number {
-  return (x << k) | (x >>> (32 - k));
-}
-
-/** xoshiro128** from an explicit state (as returned by Rng.state()); the state must not be all zero. */
+/**
+ * xoshiro128** from an explicit state (as returned by Rng.state()); the state must not be all zero.
+ * The generator step is the EMO's (src/emo/rng.ts): one implementation of the algorithm, with
+ * this module adding the data side's seeding (mixSeed of several parts) and 32-bit draws.
+ */
 export function rngFromState(initial: readonly [number, number, number, number]): Rng {
-  let s0 = initial[0] | 0;
-  let s1 = initial[1] | 0;
-  let s2 = initial[2] | 0;
-  let s3 = initial[3] | 0;
-  if ((s0 | s1 | s2 | s3) === 0) throw new Error('rngFromState: xoshiro128** state must not be all zero');
-  const nextUint32 = (): number => {
-    const result = Math.imul(rotl(Math.imul(s1, 5), 7), 9) >>> 0;
-    const t = s1 << 9;
-    s2 ^= s0;
-    s3 ^= s1;
-    s1 ^= s2;
-    s0 ^= s3;
-    s2 ^= t;
-    s3 = rotl(s3, 11);
-    return result;
-  };
+  if ((initial[0] | initial[1] | initial[2] | initial[3]) === 0) {
+    throw new Error('rngFromState: xoshiro128** state must not be all zero');
+  }
+  const core = XoshiroRng.fromState({
+    algorithm: RNG_ALGORITHM,
+    words: [initial[0] >>> 0, initial[1] >>> 0, initial[2] >>> 0, initial[3] >>> 0],
+  });
+  const nextUint32 = (): number => core.nextUint32();
   return {
     nextUint32,
     next: () => nextUint32() / 4294967296,
@@ -76,7 +70,10 @@ export function rngFromState(initial: readonly [number, number, number, number])
         if (x < limit) return x % n;
       }
     },
-    state: () => [s0 >>> 0, s1 >>> 0, s2 >>> 0, s3 >>> 0],
+    state: () => {
+      const [s0, s1, s2, s3] = core.state().words;
+      return [s0, s1, s2, s3];
+    },
   };
 }
 

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { installPolyfills } from '../../src/local/polyfills.ts';
 import { createRequire } from 'node:module';
 import { describe, it } from 'node:test';
 import { ExecutionError, StateMachine, type RunOptions, type StateMachineDefinition } from 'aws-local-stepfunctions';
@@ -18,23 +19,8 @@ type AslValidator = (
 ) => { isValid: boolean; errorsText: (separator?: string) => string };
 const validateAsl = createRequire(import.meta.url)('asl-validator') as AslValidator;
 
-// aws-local-stepfunctions 3 calls Promise.withResolvers (Node >= 22) in every Task state; the
-// project still runs on Node 20 (DESIGN §3), so the embedded runner needs this polyfill too.
-if (typeof (Promise as { withResolvers?: unknown }).withResolvers !== 'function') {
-  Object.defineProperty(Promise, 'withResolvers', {
-    configurable: true,
-    writable: true,
-    value: function withResolvers<T>() {
-      let resolve!: (value: T | PromiseLike<T>) => void;
-      let reject!: (reason?: unknown) => void;
-      const promise = new Promise<T>((res, rej) => {
-        resolve = res;
-        reject = rej;
-      });
-      return { promise, resolve, reject };
-    },
-  });
-}
+// aws-local-stepfunctions 3 calls Promise.withResolvers (Node >= 22): the embedded runner's polyfill.
+installPolyfills();
 
 const ACCOUNT = '123456789012';
 const substitutions: Substitutions = {
