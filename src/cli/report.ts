@@ -3,8 +3,8 @@
  * `<runId>-report.html` in the working directory). A thin adapter over src/cloud/report.ts.
  * With --json, stdout is one JSON object `{ runId, key, outFile, bytes }`.
  */
-import { commandContext, parseCommandArgs, runCommand, type CommandDependencies } from '../cloud/command.ts';
-import { CLOUD_ARG_OPTIONS, CLOUD_USAGE, cloudSettings, UsageError } from '../cloud/connect.ts';
+import { commandContext, parseCloudArgs, runCommand, type CommandDependencies } from '../cloud/command.ts';
+import { CLOUD_USAGE, cloudSettings, UsageError } from '../cloud/connect.ts';
 import { downloadReport } from '../cloud/report.ts';
 
 const USAGE = `usage: emo-dir report <runId> [-o FILE] [--bucket B [--prefix P] | --store LOCATION]
@@ -18,17 +18,7 @@ ${CLOUD_USAGE}
 export async function run(argv: string[], deps: CommandDependencies = {}): Promise<number> {
   const context = commandContext(deps);
   return runCommand('report', USAGE, context, async () => {
-    const { values, positionals } = parseCommandArgs({
-      args: argv,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        ...CLOUD_ARG_OPTIONS,
-        out: { type: 'string', short: 'o' },
-        json: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    });
+    const { values, positionals } = parseCloudArgs(argv, { out: { type: 'string', short: 'o' } });
     if (values.help) {
       context.out(USAGE);
       return 0;

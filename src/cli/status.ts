@@ -5,8 +5,8 @@
  * holds one JSON object per run id, one per line (a run that is not found is
  * `{ runId, error }`). Exit code 1 when any run is not found.
  */
-import { commandContext, parseCommandArgs, runCommand, type CommandDependencies } from '../cloud/command.ts';
-import { CLOUD_ARG_OPTIONS, CLOUD_USAGE, cloudSettings, UsageError } from '../cloud/connect.ts';
+import { commandContext, parseCloudArgs, runCommand, type CommandDependencies } from '../cloud/command.ts';
+import { CLOUD_USAGE, cloudSettings, UsageError } from '../cloud/connect.ts';
 import { InvalidNameError } from '../store/keys.ts';
 import { RunNotFoundError, runStatus, type RunStatus } from '../cloud/status.ts';
 
@@ -20,16 +20,7 @@ ${CLOUD_USAGE}
 export async function run(argv: string[], deps: CommandDependencies = {}): Promise<number> {
   const context = commandContext(deps);
   return runCommand('status', USAGE, context, async () => {
-    const { values, positionals } = parseCommandArgs({
-      args: argv,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        ...CLOUD_ARG_OPTIONS,
-        json: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    });
+    const { values, positionals } = parseCloudArgs(argv, {});
     if (values.help) {
       context.out(USAGE);
       return 0;

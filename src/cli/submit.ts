@@ -7,8 +7,8 @@
  */
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { commandContext, parseCommandArgs, runCommand, type CommandDependencies } from '../cloud/command.ts';
-import { CLOUD_ARG_OPTIONS, CLOUD_USAGE, cloudSettings, UsageError } from '../cloud/connect.ts';
+import { commandContext, parseCloudArgs, runCommand, type CommandDependencies } from '../cloud/command.ts';
+import { CLOUD_USAGE, cloudSettings, UsageError } from '../cloud/connect.ts';
 import { submitSpec, type SubmitResult } from '../cloud/submit.ts';
 
 const USAGE = `usage: emo-dir submit <spec.json> [--bucket B [--prefix P] | --store LOCATION] --state-machine ARN
@@ -22,17 +22,7 @@ ${CLOUD_USAGE}
 export async function run(argv: string[], deps: CommandDependencies = {}): Promise<number> {
   const context = commandContext(deps);
   return runCommand('submit', USAGE, context, async () => {
-    const { values, positionals } = parseCommandArgs({
-      args: argv,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        ...CLOUD_ARG_OPTIONS,
-        'max-concurrency': { type: 'string' },
-        json: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    });
+    const { values, positionals } = parseCloudArgs(argv, { 'max-concurrency': { type: 'string' } });
     if (values.help) {
       context.out(USAGE);
       return 0;

@@ -7,9 +7,9 @@
  *   1  failure (invalid spec, unreachable service, run or report not found); message on stderr
  *   2  usage error (unknown flag, missing argument or setting); message and usage on stderr
  */
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { parseArgs, type ParseArgsConfig, type ParseArgsOptionsConfig } from 'node:util';
 import { ValidationError } from '../schema/validate.ts';
-import { connectCloud, UsageError, type CloudConnection, type CloudSettings } from './connect.ts';
+import { CLOUD_ARG_OPTIONS, connectCloud, UsageError, type CloudConnection, type CloudSettings } from './connect.ts';
 
 export interface CommandDependencies {
   readonly stdout?: (text: string) => void;
@@ -47,6 +47,23 @@ export function parseCommandArgs<const C extends ParseArgsConfig>(config: C): Re
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
+}
+
+/** The flags every cloud command takes: the connection flags (connect.ts), --json and -h/--help. */
+export const COMMAND_ARG_OPTIONS = {
+  ...CLOUD_ARG_OPTIONS,
+  json: { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const;
+
+/** parseCommandArgs of a cloud command's argv: positionals allowed, strict, COMMAND_ARG_OPTIONS plus `extra`. */
+export function parseCloudArgs<const O extends ParseArgsOptionsConfig>(argv: string[], extra: O) {
+  return parseCommandArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: { ...COMMAND_ARG_OPTIONS, ...extra },
+  });
 }
 
 /** Runs a command body and turns its errors into a message and an exit code. */

@@ -13,43 +13,12 @@ import { executionInputSchema, type ExecutionInput } from '../schema/messages.ts
 import type { RunSpec } from '../schema/spec.ts';
 import { parseWith } from '../schema/validate.ts';
 import { runKeys } from '../store/keys.ts';
-import { AlreadyExistsError, type ObjectStore } from '../store/object-store.ts';
+import type { ObjectStore } from '../store/object-store.ts';
+import { writeOnce } from '../store/write-once.ts';
 import { executionArnFor, executionNameFor } from './names.ts';
 
-export class RunIdTakenError extends Error {
-  constructor(readonly key: string, readonly location: string) {
-    super(
-      `${key} (in ${location}) already exists with different content: that run id is taken by another run ` +
-        '(choose another runId, or omit it to get a fresh one)',
-    );
-    this.name = 'RunIdTakenError';
-  }
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.byteLength === b.byteLength && Buffer.compare(a, b) === 0;
-}
-
-/**
- * Create-only put that tolerates its own earlier success: `created` when this call wrote the
- * object, `existing` when identical bytes were already there; RunIdTakenError otherwise.
- */
-export async function writeOnce(
-  store: ObjectStore,
-  key: string,
-  body: Uint8Array | string,
-  contentType?: string,
-): Promise<'created' | 'existing'> {
-  const bytes = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
-  try {
-    await store.put(key, bytes, { ifNoneMatch: true, contentType });
-    return 'created';
-  } catch (error) {
-    if (!(error instanceof AlreadyExistsError)) throw error;
-  }
-  if (sameBytes(await store.get(key), bytes)) return 'existing';
-  throw new RunIdTakenError(key, store.location);
-}
+// Shared with src/local/run.ts, which must not load the Step Functions SDK.
+export { RunIdTakenError, writeOnce } from '../store/write-once.ts';
 
 /** The bytes of a run's `spec.json`: the validated spec with every default filled in. */
 export function specBytes(spec: RunSpec): string {

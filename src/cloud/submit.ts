@@ -15,17 +15,14 @@
  * no second execution starts); the same run id with a different spec is refused.
  */
 import type { SFNClient } from '@aws-sdk/client-sfn';
-import { readFile, readdir, stat } from 'node:fs/promises';
-import { homedir } from 'node:os';
-import { isAbsolute, join, relative, resolve, sep } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { runSpecSchema, type RunSpec } from '../schema/spec.ts';
 import { expandSweep, isSweepSpec, sweepSpecSchema } from '../schema/sweep.ts';
 import { parseWith } from '../schema/validate.ts';
 import { runKeys } from '../store/keys.ts';
 import type { ObjectStore } from '../store/object-store.ts';
+import { isLocalPath, isModelDirectory, localPath, uploadDirectory } from '../store/model-dir.ts';
 import { timestampRunId } from './names.ts';
-import { startRunExecution, writeOnce, writeRunSpec } from './runs.ts';
+import { startRunExecution, writeRunSpec } from './runs.ts';
 
 export interface SubmitOptions {
   /** The spec as read (parsed JSON, not yet validated). */
@@ -129,17 +126,6 @@ async function submitParsedRun(parsed: RunSpec, options: SubmitOptions): Promise
   };
 }
 
-/** A reference the user clearly meant as a local path (a store key never starts so). */
-function isLocalPath(ref: string): boolean {
-  return isAbsolute(ref) || ref.startsWith('.') || ref.startsWith('~') || ref.startsWith('file:');
-}
-
-function localPath(ref: string, baseDir: string): string {
-  if (ref.startsWith('file:')) return fileURLToPath(ref);
-  if (ref === '~' || ref.startsWith('~/')) return join(homedir(), ref.slice(1));
-  return resolve(baseDir, ref);
-}
-
 async function resolveModelForStore(
   ref: string,
   runId: string,
@@ -149,7 +135,7 @@ async function resolveModelForStore(
   const field = `${options.specSource}: field model`;
   if (isLocalPath(ref)) {
     const dir = localPath(ref, options.baseDir ?? process.cwd());
-    if (!(await isFile(join(dir, 'model.json')))) {
+    if (!(await isModelDirectory(dir))) {
       throw new Error(`${field}: ${JSON.stringify(ref)} is a local path, but ${dir} is not a directory holding model.json`);
     }
     const prefix = `${runKeys(runId).prefix}model/`;
@@ -176,37 +162,4 @@ async function resolveModelForStore(
     );
   }
   return { model: prefix, uploaded: [] };
-}
-
-async function isFile(path: string): Promise<boolean> {
-  try {
-    return (await stat(path)).isFile();
-  } catch {
-    return false;
-  }
-}
-
-/** Every regular file under `dir` (recursively), written once under `prefix`; returns the keys. */
-async function uploadDirectory(store: ObjectStore, dir: string, prefix: string): Promise<string[]> {
-  const files = await listFiles(dir);
-  const keys: string[] = [];
-  // model.json last: a model.json that exists names a complete model (as model/io.ts writes them).
-  const modelJson = join(dir, 'model.json');
-  files.sort((a, b) => Number(a === modelJson) - Number(b === modelJson));
-  for (const file of files) {
-    const key = `${prefix}${relative(dir, file).split(sep).join('/')}`;
-    await writeOnce(store, key, await readFile(file));
-    keys.push(key);
-  }
-  return keys;
-}
-
-async function listFiles(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const entry of await readdir(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) out.push(...(await listFiles(path)));
-    else if (entry.isFile()) out.push(path);
-  }
-  return out.sort();
 }

@@ -10,10 +10,9 @@
  */
 import { writeReport } from '../report/build.ts';
 import { timed, uncoveredMs, type Interval } from './timing.ts';
-import { cp, readdir, readFile, stat } from 'node:fs/promises';
-import { homedir } from 'node:os';
+import { cp, readFile } from 'node:fs/promises';
 import { isDeepStrictEqual } from 'node:util';
-import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadDefinition, type Substitutions } from '../../statemachine/definition.ts';
 import { timestampRunId } from '../cloud/names.ts';
@@ -23,7 +22,9 @@ import { isSweepSpec } from '../schema/sweep.ts';
 import { parseWith } from '../schema/validate.ts';
 import { FileStore } from '../store/file-store.ts';
 import { runKeys } from '../store/keys.ts';
-import { AlreadyExistsError, type ObjectStore } from '../store/object-store.ts';
+import { isLocalPath, isModelDirectory, localPath, uploadDirectory } from '../store/model-dir.ts';
+import type { ObjectStore } from '../store/object-store.ts';
+import { RunIdTakenError, sameBytes, writeOnce } from '../store/write-once.ts';
 import { LOCAL_ARNS, runStateMachineLocally, type ExecutionStatus, type LambdaFunction } from './embedded-runner.ts';
 import { DockerJobRunner, type DockerJobRunnerOptions } from './docker-jobs.ts';
 import { LocalProcessJobRunner, type JobRecord, type JobRunner, type RetryPolicy } from './job-runner.ts';
@@ -258,19 +259,18 @@ async function readSpecFile(specPath: string | undefined): Promise<unknown> {
   }
 }
 
-/** Create-only, but a rerun with identical bytes is fine (as cloud/runs.ts writeOnce). */
+/** writeOnce (as `emo-dir submit`), where the same spec with its keys in another order also counts as identical. */
 async function writeSpecOnce(store: ObjectStore, key: string, text: string): Promise<void> {
+  // A resumed run re-reads the spec, which may come back with its keys in another order.
+  const sameSpec = (existing: Uint8Array, fresh: Uint8Array): boolean =>
+    sameBytes(existing, fresh) || isDeepStrictEqual(safeJson(Buffer.from(existing).toString('utf8')), JSON.parse(text));
   try {
-    await store.put(key, text, { ifNoneMatch: true, contentType: 'application/json' });
+    await writeOnce(store, key, text, 'application/json', sameSpec);
   } catch (error) {
-    if (!(error instanceof AlreadyExistsError)) throw error;
-    const existing = Buffer.from(await store.get(key)).toString('utf8');
-    // The same spec, also when its keys come in another order (a resumed run re-reads it).
-    if (existing !== text && !isDeepStrictEqual(safeJson(existing), JSON.parse(text))) {
-      throw new Error(`${key} (in ${store.location}) already exists with a different spec: that run id is taken (choose another runId, or omit it)`, {
-        cause: error,
-      });
-    }
+    if (!(error instanceof RunIdTakenError)) throw error;
+    throw new Error(`${key} (in ${store.location}) already exists with a different spec: that run id is taken (choose another runId, or omit it)`, {
+      cause: error,
+    });
   }
 }
 
@@ -280,12 +280,6 @@ function safeJson(text: string): unknown {
   } catch {
     return undefined;
   }
-}
-
-/** Relative paths of every file under `dir`. */
-async function filesUnder(dir: string): Promise<string[]> {
-  const entries = await readdir(dir, { withFileTypes: true, recursive: true });
-  return entries.filter((entry) => entry.isFile()).map((entry) => relative(dir, join(entry.parentPath, entry.name)).split('\\').join('/'));
 }
 
 /**
@@ -300,23 +294,16 @@ async function resolveLocalModel(
   baseDir: string,
   source: string,
 ): Promise<{ model: string; modelSource?: string }> {
-  const isLocal = isAbsolute(ref) || ref.startsWith('.') || ref.startsWith('~') || ref.startsWith('file:');
-  if (!isLocal) return { model: ref };
-  const dir = ref.startsWith('file:')
-    ? fileURLToPath(ref)
-    : ref === '~' || ref.startsWith('~/')
-      ? join(homedir(), ref.slice(1))
-      : resolve(baseDir, ref);
-  const isModelDir = await stat(join(dir, 'model.json')).then((info) => info.isFile(), () => false);
-  if (!isModelDir) throw new Error(`${source}: field model: ${dir} is not a directory holding model.json`);
+  if (!isLocalPath(ref)) return { model: ref };
+  const dir = localPath(ref, baseDir);
+  if (!(await isModelDirectory(dir))) throw new Error(`${source}: field model: ${dir} is not a directory holding model.json`);
   const prefix = `${runKeys(runId).prefix}model/`;
   if (!(await store.exists(`${prefix}model.json`))) {
     if (store instanceof FileStore) {
+      // A plain copy: large weights need no read into memory.
       await cp(dir, join(store.root, ...prefix.split('/').filter(Boolean)), { recursive: true, errorOnExist: false, force: false });
     } else {
-      // model.json last: a model.json in the store names a complete model (src/model/io.ts).
-      const files = (await filesUnder(dir)).sort((a, b) => Number(a === 'model.json') - Number(b === 'model.json'));
-      for (const file of files) await store.put(`${prefix}${file}`, await readFile(join(dir, file)));
+      await uploadDirectory(store, dir, prefix);
     }
   }
   return { model: prefix, modelSource: dir };
