@@ -5,13 +5,14 @@
  *
  *   npm run bench:engine [-- --json] [--models resnet20,resnet56] [--iters N] [--threads T]
  *                        [--backend wasm|cpu|tensorflow] [--no-torch] [--profile]
- *                        [--kernels fast|missing-only]
+ *                        [--kernels fast|missing-only] [--conv-kernel auto|relaxed-simd|simd128|xnnpack]
  *
  * Train: one SGD-with-momentum step at batch 64 (BN in training mode, softmax cross-entropy),
  * timed after warm-up. Infer: model.predict at batch 128. `--json` prints one JSON object per
  * row on stdout (DESIGN.md §7) and logs to stderr; `--profile` also prints the kernels of one
  * train step by time; `--kernels missing-only` measures wasm with only the kernels tfjs lacks
- * (the stock baseline).
+ * (the stock baseline); `--conv-kernel xnnpack` (or EMO_DIR_CONV_KERNEL=xnnpack) keeps the other
+ * fast kernels but turns off the native conv kernels (src/engine/native), for before/after.
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -51,6 +52,8 @@ interface Options {
   readonly torch: boolean;
   readonly profile: boolean;
   readonly kernels: 'fast' | 'missing-only';
+  /** Sets EMO_DIR_CONV_KERNEL (validated when the engine starts). */
+  readonly convKernel: string | undefined;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -65,6 +68,7 @@ function parseOptions(argv: string[]): Options {
       'no-torch': { type: 'boolean', default: false },
       profile: { type: 'boolean', default: false },
       kernels: { type: 'string', default: 'fast' },
+      'conv-kernel': { type: 'string' },
     },
     strict: true,
   });
@@ -81,6 +85,7 @@ function parseOptions(argv: string[]): Options {
   }
   return {
     kernels: values.kernels,
+    convKernel: values['conv-kernel'],
     json: values.json,
     models,
     iters,
@@ -211,6 +216,7 @@ function benchTorch(python: string, model: string, threads: number, options: Opt
 
 async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2));
+  if (options.convKernel !== undefined) process.env.EMO_DIR_CONV_KERNEL = options.convKernel;
   await initEngine({ ...(options.backend ? { backend: options.backend } : {}), threads: options.threads, kernels: options.kernels, log });
   const info = engineInfo();
   if (info === undefined) throw new Error('engine did not initialise');

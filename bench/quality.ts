@@ -4,13 +4,14 @@
  * targets (default 50%, 70%, 85%).
  *
  *   npm run bench:quality [-- --quick] [--json] [--targets 0.5,0.7,0.85]
- *                         [--methods emo-dir,global-emo,uniform-l1,random,unpruned] [--seed N]
+ *                         [--methods emo-dir,global-emo,uniform-l1,random,unpruned] [--seed N] [--workers N]
  *                         [--fine-tune-epochs E] [--fine-tune-limit N] [--test-limit N]
  *                         [--search-train N] [--search-val N] [--population N]
  *                         [--generations N] [--recovery-steps N]
  *
  * emo-dir runs the pipeline's own steps on a temporary FileStore: planRun -> searchSubnetwork
- * for every sub-network (sequentially, in this process: one core, like global-emo) -> mergeRun
+ * for every sub-network (as worker processes, `--workers N` at once, default one per core: what
+ * the pipeline's parallel Batch jobs do; `--workers 1`: sequentially in this process) -> mergeRun
  * -> finalizeTarget per target. Its "before fine-tune" accuracy is of the verified, assembled
  * network of RECOVERED sub-networks. global-emo is one NSGA-II over the same groups with the
  * same total evaluation budget (what emo-dir's searches actually spent) and whole-network
@@ -19,15 +20,18 @@
  * fine-tune (finalize.ts `fineTuneAndEvaluate`, same settings and data subsets: see
  * lib/quality-common.ts). All pruning methods prune the same groups (the union of the
  * division's searched groups). searchSeconds is wall clock of features + search (+ merge for
- * emo-dir); verify and fine-tune are not in it. `unpruned` is the original on the same test
- * subset, not fine-tuned.
+ * emo-dir); verify and fine-tune are not in it. searchWorkerSeconds sums the search processes'
+ * times (the compute a cloud run pays for); for a search in this process it equals searchSeconds.
+ * global-emo is one NSGA-II in this process. `unpruned` is the original on the same test subset,
+ * not fine-tuned.
  *
  * `--json` prints one JSON object per row on stdout as soon as it is measured:
  *   {method, targetFlopsCut, flopsCut, paramsCut, accuracy, accuracyBeforeFineTune,
- *    accuracyAfter1Epoch, searchSeconds, evaluations}
+ *    accuracyAfter1Epoch, searchSeconds, searchWorkerSeconds, evaluations}
  * (accuracy = after the full fine-tune budget; null = not measured, e.g. an infeasible target
  * or a budget under one epoch). Logs go to stderr.
  */
+import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { initEngine, tf } from '../src/engine/backend.ts';
 import type { ImageDataset } from '../src/data/dataset.ts';
@@ -48,13 +52,14 @@ import type { FineTuneResult } from '../src/dir/finalize.ts';
 import { readManifest } from '../src/dir/manifest.ts';
 import { mergeRun } from '../src/dir/merge-run.ts';
 import { planRun } from '../src/dir/plan.ts';
-import { candidateSettingsFromSpec, searchSubnetwork } from '../src/dir/search-task.ts';
+import { SEARCH_STATS_NAME, candidateSettingsFromSpec, searchSubnetwork } from '../src/dir/search-task.ts';
 import { analyzeChannels } from '../src/model/groups.ts';
 import type { ChannelAnalysis } from '../src/model/groups.ts';
 import { loadModel } from '../src/model/io.ts';
 import { targetName } from '../src/schema/spec.ts';
 import type { RunSpec } from '../src/schema/spec.ts';
-import { putJson } from '../src/store/object-store.ts';
+import { getJson, putJson } from '../src/store/object-store.ts';
+import { LocalProcessJobRunner } from '../src/local/job-runner.ts';
 import type { ObjectStore } from '../src/store/object-store.ts';
 import { runKeys } from '../src/store/keys.ts';
 import { evaluate } from '../src/train/evaluate.ts';
@@ -86,6 +91,8 @@ export interface QualityRow {
   readonly accuracyBeforeFineTune: number | null;
   readonly accuracyAfter1Epoch: number | null;
   readonly searchSeconds: number;
+  /** Process time of the searches: summed over worker processes (= searchSeconds when run in one process). */
+  readonly searchWorkerSeconds: number;
   readonly evaluations: number;
 }
 
@@ -102,10 +109,11 @@ interface Budgets {
 }
 
 /**
- * `--quick`: about 6 minutes in all. Full: sized from the quick run's measured speeds (wasm,
- * one thread; fine-tune with distillation at ~50-300 img/s) to finish well under an hour on a
- * 2-core machine (measured: 23 min): the example spec's search subsets, the spec's 20 recovery
- * steps, population 8 x 3 generations, 2 fine-tune epochs on 4k images, tested on 5k.
+ * `--quick`: a few minutes in all. Full: sized from the quick run's measured speeds (wasm,
+ * one thread per process; fine-tune with distillation at ~50-400 img/s) to finish well under an
+ * hour on a 2-core machine (measured: 23 min with 2 workers): the example spec's search subsets,
+ * the spec's 20 recovery steps, population 10 x 4 generations, 2 fine-tune epochs on 4k images,
+ * tested on 5k.
  */
 const QUICK: Budgets = {
   searchTrain: 512,
@@ -121,8 +129,8 @@ const QUICK: Budgets = {
 const FULL: Budgets = {
   searchTrain: 1024,
   searchVal: 512,
-  population: 8,
-  generations: 3,
+  population: 10,
+  generations: 4,
   recoverySteps: 20,
   verifyTop: 3,
   fineTuneEpochs: 2,
@@ -136,6 +144,8 @@ interface Options {
   readonly targets: number[];
   readonly methods: Method[];
   readonly seed: number;
+  /** emo-dir's sub-network searches at once, as worker processes; 1 = in this process. */
+  readonly workers: number;
   readonly budgets: Budgets;
 }
 
@@ -148,6 +158,7 @@ function parseOptions(argv: string[]): Options {
       targets: { type: 'string', default: '0.5,0.7,0.85' },
       methods: { type: 'string', default: METHODS.join(',') },
       seed: { type: 'string', default: '1' },
+      workers: { type: 'string', default: String(availableParallelism()) },
       'fine-tune-epochs': { type: 'string' },
       'fine-tune-limit': { type: 'string' },
       'test-limit': { type: 'string' },
@@ -178,7 +189,8 @@ function parseOptions(argv: string[]): Options {
     fineTuneLimit: int('--fine-tune-limit', values['fine-tune-limit']) ?? base.fineTuneLimit,
     testLimit: int('--test-limit', values['test-limit']) ?? base.testLimit,
   };
-  return { json: values.json, quick: values.quick, targets, methods: methods as Method[], seed, budgets };
+  const workers = parseNumber(values.workers, '--workers', isPositiveInt, 'a positive integer') ?? 1;
+  return { json: values.json, quick: values.quick, targets, methods: methods as Method[], seed, workers, budgets };
 }
 
 function specOf(options: Options): RunSpec {
@@ -199,6 +211,13 @@ function specOf(options: Options): RunSpec {
   });
 }
 
+/** What a method's search cost; workerSeconds defaults to the wall time (one process). */
+interface SearchCost {
+  readonly seconds: number;
+  readonly evaluations: number;
+  readonly workerSeconds?: number;
+}
+
 /** Accuracy after epoch 1: the checkpoint when the budget is longer, the end when it is exactly 1. */
 function after1Epoch(result: { epochs: number; checkpoints: readonly { epoch: number; accuracy: number }[]; final: number }): number | undefined {
   const checkpoint = result.checkpoints.find((c) => c.epoch === 1);
@@ -211,7 +230,7 @@ function rowFromFineTune(
   target: number,
   cut: { flopsCut: number; paramsCut: number },
   tuned: FineTuneResult,
-  search: { seconds: number; evaluations: number },
+  search: SearchCost,
 ): QualityRow {
   return {
     method,
@@ -224,11 +243,12 @@ function rowFromFineTune(
       after1Epoch({ epochs: tuned.epochs, checkpoints: tuned.checkpoints.map((c) => ({ epoch: c.epoch, accuracy: c.result.top1 })), final: tuned.afterFineTune.top1 }),
     ),
     searchSeconds: round(search.seconds, 1) ?? 0,
+    searchWorkerSeconds: round(search.workerSeconds ?? search.seconds, 1) ?? 0,
     evaluations: search.evaluations,
   };
 }
 
-function infeasibleRow(method: Method, target: number, search: { seconds: number; evaluations: number }): QualityRow {
+function infeasibleRow(method: Method, target: number, search: SearchCost): QualityRow {
   return {
     method,
     targetFlopsCut: target,
@@ -238,6 +258,7 @@ function infeasibleRow(method: Method, target: number, search: { seconds: number
     accuracyBeforeFineTune: null,
     accuracyAfter1Epoch: null,
     searchSeconds: round(search.seconds, 1) ?? 0,
+    searchWorkerSeconds: round(search.workerSeconds ?? search.seconds, 1) ?? 0,
     evaluations: search.evaluations,
   };
 }
@@ -262,29 +283,39 @@ async function runEmoDir(ctx: Context): Promise<number> {
   const division = manifest.division;
   const started = performance.now();
   let evaluations = 0;
-  for (const subnet of division.subnetworks) {
-    const result = await searchSubnetwork({
-      store,
-      runId: RUN_ID,
-      subnet: subnet.id,
-      spec,
-      model,
-      division,
-      dataset: trainSet,
-      analysis,
-      stdout: false,
-      log: (m) => log(`  ${m}`),
-    });
-    evaluations += result.sessionEvaluations;
+  let workerSeconds = 0;
+  if (ctx.options.workers > 1) {
+    ({ evaluations, workerSeconds } = await searchInWorkerProcesses(ctx, division.subnetworks.map((s) => s.id)));
+  } else {
+    for (const subnet of division.subnetworks) {
+      const subnetStarted = performance.now();
+      const result = await searchSubnetwork({
+        store,
+        runId: RUN_ID,
+        subnet: subnet.id,
+        spec,
+        model,
+        division,
+        dataset: trainSet,
+        analysis,
+        stdout: false,
+        log: (m) => log(`  ${m}`),
+      });
+      evaluations += result.sessionEvaluations;
+      workerSeconds += (performance.now() - subnetStarted) / 1000;
+    }
   }
   const merged = await mergeRun(store, RUN_ID, { log: (m, d) => log(`  merge: ${m}${d ? ` ${JSON.stringify(d)}` : ''}`) });
   const seconds = (performance.now() - started) / 1000;
-  log(`emo-dir: ${division.subnetworks.length} searches + merge: ${evaluations} evaluations in ${seconds.toFixed(1)} s`);
+  log(
+    `emo-dir: ${division.subnetworks.length} searches (${ctx.options.workers > 1 ? `${ctx.options.workers} worker processes` : 'in this process'}) + merge: ` +
+      `${evaluations} evaluations in ${seconds.toFixed(1)} s wall, ${workerSeconds.toFixed(1)} worker-s`,
+  );
   for (const target of ctx.options.targets) {
     const name = targetName({ kind: 'flopsCut', value: target });
     if (!merged.targets.includes(name)) {
       log(`emo-dir: target ${name} infeasible (merge found no scheme)`);
-      ctx.emit(infeasibleRow('emo-dir', target, { seconds, evaluations }));
+      ctx.emit(infeasibleRow('emo-dir', target, { seconds, evaluations, workerSeconds }));
       continue;
     }
     const finalized = await finalizeTarget({
@@ -309,10 +340,48 @@ async function runEmoDir(ctx: Context): Promise<number> {
       accuracyBeforeFineTune: round(m.accuracy.beforeFineTune),
       accuracyAfter1Epoch: round(after1Epoch({ epochs: m.fineTuneEpochs, checkpoints: m.fineTuneCheckpoints, final: m.accuracy.afterFineTune })),
       searchSeconds: round(seconds, 1) ?? 0,
+      searchWorkerSeconds: round(workerSeconds, 1) ?? 0,
       evaluations,
     });
   }
   return evaluations;
+}
+
+/**
+ * The sub-network searches as the pipeline runs them: one worker process per sub-network
+ * (containers/worker.ts, what a Batch job runs), `workers` at a time, on the bench's store.
+ * Returns the evaluations the searches report (search-stats.json) and the summed process time.
+ */
+async function searchInWorkerProcesses(ctx: Context, subnets: readonly string[]): Promise<{ evaluations: number; workerSeconds: number }> {
+  const runner = new LocalProcessJobRunner({
+    concurrency: ctx.options.workers,
+    env: { EMO_DIR_STORE: ctx.store.location },
+    onOutput: (job, line, stream) => {
+      if (stream === 'stderr') log(`  [${job.label}] ${line}`);
+    },
+    log: (line) => log(`  ${line}`),
+  });
+  const records = await Promise.all(
+    subnets.map((subnet) =>
+      runner.run({
+        jobId: `bench-search-${subnet}`,
+        jobName: 'emo-dir-search',
+        definition: 'search',
+        command: ['search', '--run-id', RUN_ID, '--subnet', subnet],
+        environment: {},
+        label: `search ${subnet}`,
+      }),
+    ),
+  );
+  let evaluations = 0;
+  for (const subnet of subnets) {
+    const stats = await getJson(ctx.store, `${runKeys(RUN_ID).subnet(subnet).prefix}${SEARCH_STATS_NAME}`);
+    const sessionEvaluations = (stats as { sessionEvaluations?: unknown }).sessionEvaluations;
+    if (typeof sessionEvaluations !== 'number') throw new Error(`search-stats of ${subnet} has no sessionEvaluations`);
+    evaluations += sessionEvaluations;
+  }
+  const workerSeconds = records.reduce((sum, record) => sum + record.workerSeconds, 0);
+  return { evaluations, workerSeconds };
 }
 
 async function runGlobalEmo(ctx: Context, evaluations: number): Promise<void> {
@@ -392,6 +461,7 @@ function runUnpruned(ctx: Context): void {
     accuracyBeforeFineTune: accuracy,
     accuracyAfter1Epoch: null,
     searchSeconds: 0,
+    searchWorkerSeconds: 0,
     evaluations: 0,
   });
 }
@@ -449,7 +519,7 @@ async function main(): Promise<void> {
     const ordered = [...rows].sort((a, b2) => a.targetFlopsCut - b2.targetFlopsCut || METHODS.indexOf(a.method) - METHODS.indexOf(b2.method));
     process.stdout.write(
       `${formatTable(
-        ['method', 'target cut %', 'FLOPs cut %', 'params cut %', 'acc before FT %', 'acc 1 ep %', 'acc final %', 'search s', 'evals'],
+        ['method', 'target cut %', 'FLOPs cut %', 'params cut %', 'acc before FT %', 'acc 1 ep %', 'acc final %', 'search s', 'search worker-s', 'evals'],
         ordered.map((r) => [
           r.method,
           percent(r.targetFlopsCut),
@@ -459,6 +529,7 @@ async function main(): Promise<void> {
           percent(r.accuracyAfter1Epoch),
           percent(r.accuracy),
           r.searchSeconds,
+          r.searchWorkerSeconds,
           r.evaluations,
         ]),
       )}\n`,

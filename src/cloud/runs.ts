@@ -31,7 +31,7 @@ export async function writeRunSpec(
   spec: RunSpec & { runId: string },
 ): Promise<{ specKey: string; write: 'created' | 'existing' }> {
   const specKey = runKeys(spec.runId).spec;
-  const write = await writeOnce(store, specKey, specBytes(spec), 'application/json');
+  const write = await writeOnce(store, specKey, specBytes(spec), { contentType: 'application/json' });
   return { specKey, write };
 }
 

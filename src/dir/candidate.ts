@@ -296,6 +296,10 @@ export function createCandidateEvaluator(options: CandidateEvaluatorOptions): Ca
       const optimizer = createOptimizer(optimizerSpec);
       const { alpha, beta } = settings;
       const variance = features.train.outputVariance;
+      // The first and last losses are read once, after the loop: a read per step would make a
+      // GPU backend wait for every step to finish before queueing the next one.
+      let firstLossTensor: tf.Tensor | undefined;
+      let lastLossTensor: tf.Tensor | undefined;
       try {
         for (const batch of recoveryBatches(settings.recoverySteps)) {
           try {
@@ -313,17 +317,24 @@ export function createCandidateEvaluator(options: CandidateEvaluatorOptions): Ca
               settings.learningRate,
               { clipGradNorm: settings.clipGradNorm ?? 0 },
             );
-            // One scalar read per step: cheap next to the step, and the report shows whether recovery helped.
-            const value = loss.dataSync()[0];
-            loss.dispose();
-            if (steps === 0) firstLoss = value;
-            lastLoss = value;
+            if (firstLossTensor === undefined) {
+              firstLossTensor = loss;
+            } else {
+              lastLossTensor?.dispose();
+              lastLossTensor = loss;
+            }
             steps++;
           } finally {
             batch.dispose();
           }
         }
+        if (firstLossTensor !== undefined) {
+          firstLoss = firstLossTensor.dataSync()[0];
+          lastLoss = lastLossTensor === undefined ? firstLoss : lastLossTensor.dataSync()[0];
+        }
       } finally {
+        firstLossTensor?.dispose();
+        lastLossTensor?.dispose();
         optimizer.dispose();
       }
     }

@@ -17,7 +17,8 @@
 import { isDeepStrictEqual } from 'node:util';
 import { z } from 'zod';
 import { runKeys } from '../store/keys.ts';
-import { AlreadyExistsError, NotFoundError, getJson, putJson, type ObjectStore } from '../store/object-store.ts';
+import { writeOnce } from '../store/write-once.ts';
+import { NotFoundError, getJson, type ObjectStore } from '../store/object-store.ts';
 import { parseWith } from '../schema/validate.ts';
 import { divisionSchema } from './divide.ts';
 import { nameSchema } from '../schema/spec.ts';
@@ -277,21 +278,26 @@ export async function writeJsonOnce(
   key: string,
   value: Record<string, unknown>,
 ): Promise<'created' | 'existing'> {
-  try {
-    await putJson(store, key, value, { ifNoneMatch: true });
-    return 'created';
-  } catch (error) {
-    if (!(error instanceof AlreadyExistsError)) throw error;
-  }
-  const existing = await getJson(store, key);
-  // Compare as JSON, which is what was written (undefined fields vanish, -0 becomes 0).
+  // Compared as JSON, which is what was written (undefined fields vanish, -0 becomes 0).
   const fresh = JSON.parse(JSON.stringify(value)) as Record<string, unknown>;
-  const old = (typeof existing === 'object' && existing !== null ? existing : {}) as Record<string, unknown>;
-  const fields = [...new Set([...Object.keys(fresh), ...Object.keys(old)])].filter(
+  return writeOnce(store, key, `${JSON.stringify(value, null, 2)}\n`, {
+    contentType: 'application/json',
+    same: (existing) => differingFields(existing, fresh)?.length === 0,
+    conflict: (existing) => new ResultConflictError(key, store.location, differingFields(existing, fresh) ?? []),
+  });
+}
+
+/** Top-level fields that differ, `createdAt` aside; undefined when the stored bytes are not a JSON object. */
+function differingFields(existingBytes: Uint8Array, fresh: Record<string, unknown>): string[] | undefined {
+  let existing: unknown;
+  try {
+    existing = JSON.parse(new TextDecoder().decode(existingBytes));
+  } catch {
+    return undefined;
+  }
+  if (typeof existing !== 'object' || existing === null || Array.isArray(existing)) return undefined;
+  const old = existing as Record<string, unknown>;
+  return [...new Set([...Object.keys(fresh), ...Object.keys(old)])].filter(
     (field) => field !== 'createdAt' && !isDeepStrictEqual(fresh[field], old[field]),
   );
-  if (fields.length > 0 || typeof existing !== 'object' || existing === null) {
-    throw new ResultConflictError(key, store.location, fields);
-  }
-  return 'existing';
 }

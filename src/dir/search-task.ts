@@ -57,7 +57,8 @@ import { channelImportance } from '../model/importance.ts';
 import type { RunSpec } from '../schema/spec.ts';
 import { parseCheckpointGeneration, runKeys } from '../store/keys.ts';
 import type { SubnetKeys } from '../store/keys.ts';
-import { AlreadyExistsError, NotFoundError } from '../store/object-store.ts';
+import { NotFoundError } from '../store/object-store.ts';
+import { writeOnce } from '../store/write-once.ts';
 import type { ObjectStore } from '../store/object-store.ts';
 import { createCandidateEvaluator } from './candidate.ts';
 import type { CandidateEvaluator, CandidateSettings } from './candidate.ts';
@@ -425,19 +426,15 @@ export function buildFrontFile(
  * Create-only write of a result; an existing object with the same bytes is success (a retried
  * job), one with other bytes an error naming the key.
  */
-export async function putResultCreateOnly(store: ObjectStore, key: string, text: string): Promise<'created' | 'identical'> {
-  try {
-    await store.put(key, text, { ifNoneMatch: true, contentType: 'application/json' });
-    return 'created';
-  } catch (error) {
-    if (!(error instanceof AlreadyExistsError)) throw error;
-    const existing = Buffer.from(await store.get(key));
-    if (existing.equals(Buffer.from(text, 'utf8'))) return 'identical';
-    throw new SearchTaskError(
-      `${key} (in ${store.location}) already exists with different content (${existing.length} bytes vs ${Buffer.byteLength(text)}): ` +
-        'an earlier search of this run id ended with another front; results are never overwritten',
-    );
-  }
+export async function putResultCreateOnly(store: ObjectStore, key: string, text: string): Promise<'created' | 'existing'> {
+  return writeOnce(store, key, text, {
+    contentType: 'application/json',
+    conflict: (existing, fresh) =>
+      new SearchTaskError(
+        `${key} (in ${store.location}) already exists with different content (${existing.byteLength} bytes vs ${fresh.byteLength}): ` +
+          'an earlier search of this run id ended with another front; results are never overwritten',
+      ),
+  });
 }
 
 /** Appends one line to a JSON-lines object (read-modify-write: the store has no append). */
@@ -479,7 +476,7 @@ export interface SearchSubnetworkResult {
   readonly frontKey: string;
   readonly front: SubnetFrontFile;
   /** Whether front.json was written now or already existed with the same bytes. */
-  readonly frontWrite: 'created' | 'identical';
+  readonly frontWrite: 'created' | 'existing';
   readonly stopReason: StopReason;
   /** The checkpoint the search resumed from, if any. */
   readonly resumedFrom?: { readonly key: string; readonly generation: number };

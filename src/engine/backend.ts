@@ -5,16 +5,19 @@
  * @tensorflow/tfjs-node-gpu, else @tensorflow/tfjs-node (both optional dependencies, usually
  * absent), else `wasm`. With the default kernel set (`fast`, EMO_DIR_KERNELS) it also installs:
  * - ./wasm-kernels.ts: wasm kernels that training needs and tfjs-backend-wasm lacks or does
- *   slowly (conv/depthwise backprop, batch norm, reductions, identity);
+ *   slowly (conv/depthwise backprop, batch norm, reductions, identity), and the project's
+ *   WebAssembly convolutions (./native: Winograd 3x3 and direct GEMM; EMO_DIR_CONV_KERNEL);
  * - ./gradients.ts: leaner gradients for FusedBatchNorm, Mean, Sum (every backend);
  * - ./batchnorm.ts: tf.layers.batchNormalization's training branch as one op with a
  *   closed-form gradient (every backend).
  * Together they take a ResNet-20 train step on wasm from ~11 to ~45 img/s per CPU-second
- * (bench/engine.ts --kernels missing-only vs fast).
+ * (bench/engine.ts --kernels missing-only vs fast), and the native convolutions to ~110
+ * (--conv-kernel xnnpack vs the default).
  */
 import * as tf from '@tensorflow/tfjs';
 import { installBatchNormTraining } from './batchnorm.ts';
 import { registerLeanGradients } from './gradients.ts';
+import { convKernelVariant, nativeConvAvailable } from './native/conv-kernels.ts';
 import { registerWasmTrainingKernels } from './wasm-kernels.ts';
 import type { WasmKernelSet } from './wasm-kernels.ts';
 
@@ -162,7 +165,7 @@ async function activate(options: EngineOptions, requested: BackendName | undefin
   let detail = '';
   if (choice.backend === 'wasm') {
     simd = Boolean(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'));
-    detail = ` simd=${simd ? 'on' : 'off'} kernels=${kernels}`;
+    detail = ` simd=${simd ? 'on' : 'off'} kernels=${kernels} conv=${wasmConvKernel(kernels)}`;
     if (threadsRequested !== undefined && threadsRequested > 1) detail += ` (threads=${threadsRequested} ignored: ${wasmThreadsNote})`;
   } else if (choice.backend === 'tensorflow') {
     threads = Number(process.env.TF_NUM_INTRAOP_THREADS ?? 0);
@@ -170,6 +173,15 @@ async function activate(options: EngineOptions, requested: BackendName | undefin
   const fallback = choice.skipped.length > 0 ? ` (${choice.skipped.join('; ')})` : '';
   log(`emo-dir engine: backend=${choice.backend} via ${choice.provider} threads=${threads || 'default'}${detail}${fallback}`);
   return { backend: choice.backend, provider: choice.provider, threads, ...(simd === undefined ? {} : { simd }) };
+}
+
+/** The conv kernels the wasm backend runs, for the log line (with why, if not the requested ones). */
+function wasmConvKernel(kernels: WasmKernelSet): string {
+  if (kernels !== 'fast') return 'xnnpack';
+  const { variant, note } = convKernelVariant();
+  const used = variant !== 'xnnpack' && !nativeConvAvailable(tf.backend()) ? 'xnnpack' : variant;
+  const why = used !== variant ? 'tfjs wasm memory not found' : note;
+  return why === undefined ? used : `${used} (${why})`;
 }
 
 /**

@@ -8,8 +8,16 @@
  *   of a ResNet-20 train step;
  * - its `FusedBatchNorm` divides by sqrt(variance + eps) per element: a quarter of ResNet-20
  *   inference.
- * Each kernel here is composed from kernels the wasm backend does fast (XNNPACK convolution,
- * transpose, pad, slice), so it runs at XNNPACK speed without shipping a new .wasm binary.
+ *
+ * Convolutions go to the project's own WebAssembly kernels (./native/conv-kernels.ts) where
+ * they win: the 3x3 stride-1 'same' convs that dominate ResNets (Conv2D, FusedConv2D with bias
+ * and/or relu, both gradients) by Winograd, ~2-3x faster than XNNPACK; strided forward convs
+ * and the gradients of all other dense convs by a direct GEMM. The remaining cases (e.g. 1x1
+ * stride-1 forward, other fused activations, dilation) keep the stock or composed kernels.
+ *
+ * The other kernels here are composed from kernels the wasm backend does fast (XNNPACK
+ * convolution, transpose, pad, slice), so they run at XNNPACK speed; the composed conv
+ * gradients remain as the fallback when the native module is off (EMO_DIR_CONV_KERNEL=xnnpack).
  *
  * The kernels call the wasm backend's own kernel functions directly on `TensorInfo`s (not tf
  * ops): a kernel runs inside the engine's kernel scope, so no tape or tidy is involved, and
@@ -25,11 +33,14 @@ import type {
   NamedTensorInfoMap,
   TensorInfo,
 } from '@tensorflow/tfjs-core';
+import { conv3x3, conv3x3FilterGrad, convDirect, convDirectFilterGrad, convDirectInputGrad, nativeConvAvailable } from './native/conv-kernels.ts';
 
 const WASM = 'wasm';
 
 /** Kernel names this module registers for the wasm backend (and tests check). */
 export const wasmTrainingKernelNames = [
+  'Conv2D',
+  'FusedConv2D',
   'Conv2DBackpropFilter',
   'Conv2DBackpropInput',
   'DepthwiseConv2dNativeBackpropFilter',
@@ -196,6 +207,12 @@ function conv2DBackpropFilter(args: { inputs: NamedTensorInfoMap; backend: Kerne
   const attrs = args.attrs ?? {};
   assertChannelsLast('Conv2DBackpropFilter', attrs.dataFormat);
   const filterShape = attrs.filterShape as [number, number, number, number];
+  const native =
+    dy.dtype === 'float32' &&
+    isNativeConv(x, filterShape, attrs) &&
+    sameShape(dy.shape, [...x.shape.slice(0, 3), filterShape[3]]) &&
+    x.shape[3] === filterShape[2];
+  if (native && useNativeConv(args.backend)) return conv3x3FilterGrad(args.backend, x, dy);
   const info = tf.backend_util.computeConv2DInfo(
     x.shape as [number, number, number, number],
     filterShape,
@@ -204,6 +221,7 @@ function conv2DBackpropFilter(args: { inputs: NamedTensorInfoMap; backend: Kerne
     attrs.pad as Pad,
     attrs.dimRoundingMode as RoundingMode,
   );
+  if (isDirectConv(args.backend, info, x, dy)) return convDirectFilterGrad(args.backend, x, dy, info);
   const [kh, kw] = filterShape;
   return withScratch(args.backend, (s) => {
     const { strideHeight: sh, strideWidth: sw, outHeight: oh, outWidth: ow, inHeight: h, inWidth: w } = info;
@@ -253,6 +271,12 @@ function conv2DBackpropInput(args: { inputs: NamedTensorInfoMap; backend: Kernel
   const attrs = args.attrs ?? {};
   assertChannelsLast('Conv2DBackpropInput', attrs.dataFormat);
   const inputShape = attrs.inputShape as [number, number, number, number];
+  const native =
+    filter.dtype === 'float32' && isNativeConv(dy, filter.shape, attrs) && sameShape(dy.shape, [...inputShape.slice(0, 3), filter.shape[3]]);
+  if (native && useNativeConv(args.backend)) {
+    // dx = conv3x3(dy, filter rotated by 180 degrees with in/out channels swapped), pad 1.
+    return conv3x3(args.backend, { x: dy, filter, relu: false, flip: true, cout: filter.shape[2] });
+  }
   const info = tf.backend_util.computeConv2DInfo(
     inputShape,
     filter.shape as [number, number, number, number],
@@ -261,6 +285,7 @@ function conv2DBackpropInput(args: { inputs: NamedTensorInfoMap; backend: Kernel
     attrs.pad as Pad,
     attrs.dimRoundingMode as RoundingMode,
   );
+  if (isDirectConv(args.backend, info, dy, filter)) return convDirectInputGrad(args.backend, dy, filter, info);
   return withScratch(args.backend, (s) => transposedConv(s, dy, filter, info, [1, 1], false));
 }
 
@@ -408,6 +433,137 @@ function depthwiseBackpropFilter(args: { inputs: NamedTensorInfoMap; backend: Ke
     }
     const stacked = taps.length === 1 ? taps[0] : s.run('Concat', taps as unknown as NamedTensorInfoMap, { axis: 0 });
     return s.reshape(stacked, [kh, kw, c, m]);
+  });
+}
+
+/**
+ * Whether convolutions go to the native kernels: only with the `fast` set (`missing-only` is the
+ * stock baseline, whose Conv2DBackpropFilter must stay the composed one) and when the module
+ * loaded on this backend (not EMO_DIR_CONV_KERNEL=xnnpack).
+ */
+function useNativeConv(backend: KernelBackend): boolean {
+  return registered === 'fast' && nativeConvAvailable(backend);
+}
+
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+function isOnes(value: unknown): boolean {
+  return value === undefined || value === 1 || (Array.isArray(value) && value.every((v) => v === 1));
+}
+
+/** 'same', or 1, or explicit padding of one row/column on every side of H and W. */
+function isPadOne(pad: unknown): boolean {
+  if (pad === 'same' || pad === 1) return true;
+  return Array.isArray(pad) && JSON.stringify(pad) === '[[0,0],[1,1],[1,1],[0,0]]';
+}
+
+/**
+ * Whether a conv of `x` (or dy) with a filter of this shape and these attributes is the case of
+ * the native kernel: float32 NHWC, 3x3 filter, stride 1, dilation 1, pad 1, non-empty. (Whether
+ * native kernels are on at all, e.g. not EMO_DIR_CONV_KERNEL=xnnpack, is `useNativeConv`.)
+ */
+function isNativeConv(x: TensorInfo, filterShape: readonly number[], attrs: NamedAttrMap): boolean {
+  return (
+    x.dtype === 'float32' &&
+    x.shape.length === 4 &&
+    filterShape.length === 4 &&
+    filterShape[0] === 3 &&
+    filterShape[1] === 3 &&
+    x.shape.every((d) => d > 0) &&
+    filterShape.every((d) => d > 0) &&
+    (attrs.dataFormat === undefined || attrs.dataFormat === 'NHWC') &&
+    isOnes(attrs.strides) &&
+    isOnes(attrs.dilations) &&
+    isPadOne(attrs.pad)
+  );
+}
+
+/**
+ * Whether the native direct kernel (im2col GEMM) takes a conv of this geometry: float32,
+ * non-empty, dilation 1, and the native module loaded. Used for every filter gradient and input
+ * gradient (3-19x faster than the composed XNNPACK kernels) and for strided forward convs
+ * larger than 1x1 (XNNPACK's slowest case; 1x1 forward stays with XNNPACK, which is as fast).
+ */
+function isDirectConv(backend: KernelBackend, info: ReturnType<typeof tf.backend_util.computeConv2DInfo>, ...tensors: TensorInfo[]): boolean {
+  const sizes = [info.batchSize, info.inHeight, info.inWidth, info.inChannels, info.outHeight, info.outWidth, info.outChannels];
+  return (
+    tensors.every((t) => t.dtype === 'float32') &&
+    sizes.every((d) => d > 0) &&
+    info.dilationHeight === 1 &&
+    info.dilationWidth === 1 &&
+    useNativeConv(backend)
+  );
+}
+
+/** The geometry of a forward conv when the direct kernel should run it (strided, larger than 1x1), else undefined. */
+function stridedConvInfo(
+  backend: KernelBackend,
+  x: TensorInfo,
+  filter: TensorInfo,
+  attrs: NamedAttrMap,
+): ReturnType<typeof tf.backend_util.computeConv2DInfo> | undefined {
+  if (x.shape.length !== 4 || filter.shape.length !== 4 || x.shape[3] !== filter.shape[2]) return undefined;
+  if (attrs.dataFormat !== undefined && attrs.dataFormat !== 'NHWC') return undefined;
+  if (isOnes(attrs.strides) || (filter.shape[0] === 1 && filter.shape[1] === 1)) return undefined;
+  const info = tf.backend_util.computeConv2DInfo(
+    x.shape as [number, number, number, number],
+    filter.shape as [number, number, number, number],
+    attrs.strides as number | [number, number],
+    attrs.dilations as number | [number, number],
+    attrs.pad as Pad,
+    attrs.dimRoundingMode as RoundingMode,
+  );
+  return isDirectConv(backend, info, x, filter) ? info : undefined;
+}
+
+type KernelArgs = { inputs: NamedTensorInfoMap; backend: KernelBackend; attrs?: NamedAttrMap };
+
+function conv2D(args: KernelArgs): TensorInfo {
+  const x = input(args.inputs, 'x', 'Conv2D');
+  const filter = input(args.inputs, 'filter', 'Conv2D');
+  const attrs = args.attrs ?? {};
+  const native = filter.dtype === 'float32' && x.shape[3] === filter.shape[2] && isNativeConv(x, filter.shape, attrs);
+  if (!native || !useNativeConv(args.backend)) {
+    const strided = stridedConvInfo(args.backend, x, filter, attrs);
+    if (strided !== undefined) return convDirect(args.backend, { x, filter, relu: false, geometry: strided });
+    return runStock('Conv2D', args);
+  }
+  return conv3x3(args.backend, { x, filter, relu: false, flip: false, cout: filter.shape[3] });
+}
+
+/** A bias the native kernel takes: float32 with one value per output channel ([C] or [1, .., C]). */
+function isChannelBias(bias: TensorInfo | undefined, channels: number): boolean {
+  if (bias === undefined) return true;
+  return bias.dtype === 'float32' && bias.shape[bias.shape.length - 1] === channels && bias.shape.slice(0, -1).every((d) => d === 1);
+}
+
+/** FusedConv2D with bias and/or relu; other activations (prelu, leakyrelu, relu6, ...) go to the stock kernel. */
+function fusedConv2D(args: KernelArgs): TensorInfo {
+  const x = input(args.inputs, 'x', 'FusedConv2D');
+  const filter = input(args.inputs, 'filter', 'FusedConv2D');
+  const attrs = args.attrs ?? {};
+  const activation = attrs.activation ?? 'linear';
+  const bias = args.inputs.bias ?? undefined;
+  const supported =
+    (activation === 'linear' || activation === 'relu') &&
+    args.inputs.preluActivationWeights == null &&
+    filter.dtype === 'float32' &&
+    isChannelBias(bias, filter.shape[3]);
+  const winograd = supported && x.shape[3] === filter.shape[2] && isNativeConv(x, filter.shape, attrs) && useNativeConv(args.backend);
+  if (!winograd) {
+    const strided = supported ? stridedConvInfo(args.backend, x, filter, attrs) : undefined;
+    if (strided === undefined) return runStock('FusedConv2D', args);
+    return convDirect(args.backend, { x, filter, ...(bias === undefined ? {} : { bias }), relu: activation === 'relu', geometry: strided });
+  }
+  return conv3x3(args.backend, {
+    x,
+    filter,
+    ...(bias === undefined ? {} : { bias }),
+    relu: activation === 'relu',
+    flip: false,
+    cout: filter.shape[3],
   });
 }
 
@@ -585,6 +741,8 @@ function reduceLeading(kind: 'Sum' | 'Mean', args: { inputs: NamedTensorInfoMap;
 
 /** The kernel functions by name (exported for the parity tests, which call them directly). */
 export const wasmTrainingKernels: Readonly<Record<(typeof wasmTrainingKernelNames)[number], KernelFunc>> = {
+  Conv2D: conv2D as unknown as KernelFunc,
+  FusedConv2D: fusedConv2D as unknown as KernelFunc,
   Conv2DBackpropFilter: conv2DBackpropFilter as unknown as KernelFunc,
   Conv2DBackpropInput: conv2DBackpropInput as unknown as KernelFunc,
   DepthwiseConv2dNativeBackpropFilter: depthwiseBackpropFilter as unknown as KernelFunc,
@@ -607,8 +765,8 @@ let registered: WasmKernelSet | undefined;
 
 /**
  * Registers the kernels for the wasm backend (once per process). The stock kernels replaced
- * (Conv2DBackpropInput, FusedBatchNorm, Identity, Cast, Sum, Mean) are unregistered first, so
- * tfjs does not warn about a duplicate, and kept as fallbacks.
+ * (Conv2D, FusedConv2D, Conv2DBackpropInput, FusedBatchNorm, Identity, Cast, Sum, Mean) are
+ * unregistered first, so tfjs does not warn about a duplicate, and kept as fallbacks.
  */
 export function registerWasmTrainingKernels(set: WasmKernelSet = 'fast'): void {
   if (registered !== undefined) {

@@ -265,7 +265,7 @@ async function writeSpecOnce(store: ObjectStore, key: string, text: string): Pro
   const sameSpec = (existing: Uint8Array, fresh: Uint8Array): boolean =>
     sameBytes(existing, fresh) || isDeepStrictEqual(safeJson(Buffer.from(existing).toString('utf8')), JSON.parse(text));
   try {
-    await writeOnce(store, key, text, 'application/json', sameSpec);
+    await writeOnce(store, key, text, { contentType: 'application/json', same: sameSpec });
   } catch (error) {
     if (!(error instanceof RunIdTakenError)) throw error;
     throw new Error(`${key} (in ${store.location}) already exists with a different spec: that run id is taken (choose another runId, or omit it)`, {

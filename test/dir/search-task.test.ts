@@ -113,7 +113,7 @@ describe('search task: kill, restart, same front', () => {
       const again = await runChild(uninterruptedDir);
       assertCompleted(again, 'rerun of a finished search');
       assert.deepEqual(again.generations, []);
-      assert.match(again.stderr, /\(identical\)/);
+      assert.match(again.stderr, /\(existing\)/);
       assert.ok((await readFile(frontPath(uninterruptedDir))).equals(front));
       return front;
     };
@@ -162,7 +162,7 @@ describe('front.json write', () => {
     const store = new FileStore(join(root, 'create-only'));
     const key = runKeys(RUN).subnet(SUBNET).front;
     assert.equal(await putResultCreateOnly(store, key, '{"a":1}\n'), 'created');
-    assert.equal(await putResultCreateOnly(store, key, '{"a":1}\n'), 'identical');
+    assert.equal(await putResultCreateOnly(store, key, '{"a":1}\n'), 'existing');
     await assert.rejects(putResultCreateOnly(store, key, '{"a":2}\n'), /front\.json .*already exists with different content/);
     assert.equal(await readFile(join(store.root, key), 'utf8'), '{"a":1}\n');
   });

@@ -6,6 +6,7 @@ import { analyzeChannels, fullMasks } from '../../src/model/groups.ts';
 import type { ChannelAnalysis } from '../../src/model/groups.ts';
 import { buildModel } from '../../src/model/zoo.ts';
 import type { ZooName } from '../../src/model/zoo.ts';
+import { lcg, randomizeBatchNorm } from '../model/fixtures.ts';
 import { divideNetwork } from '../../src/dir/divide.ts';
 import type { Division } from '../../src/dir/divide.ts';
 import {
@@ -21,27 +22,6 @@ import {
 before(async () => {
   await initEngine();
 });
-
-function lcg(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    return state / 2 ** 32;
-  };
-}
-
-/** Non-trivial BN parameters and statistics, so a wrong channel or a skipped layer shows. */
-function randomizeBatchNorm(model: tf.LayersModel, seed: number): void {
-  const random = lcg(seed);
-  for (const layer of model.layers) {
-    if (layer.getClassName() !== 'BatchNormalization') continue;
-    const n = layer.getWeights()[0].shape[0];
-    const values = (lo: number, hi: number): tf.Tensor => tf.tensor1d(Array.from({ length: n }, () => lo + (hi - lo) * random()));
-    const weights = [values(0.5, 1.5), values(-0.2, 0.2), values(-0.2, 0.2), values(0.5, 1.5)];
-    layer.setWeights(weights);
-    tf.dispose(weights);
-  }
-}
 
 function randomInput(model: tf.LayersModel, batch: number, seed: number): tf.Tensor {
   const shape = model.inputs[0].shape.slice(1) as number[];

@@ -146,6 +146,9 @@ test('sampling: all-ones first, every genome legal, keep-ratios span minKeep..1'
   const population = sampleInitialPopulation(rng, prepared, 96, 20, { importanceNoise: 0.1, ratioJitter: 0.05 });
   assert.equal(population.length, 20);
   assert.equal(countKept(population[0]), 96);
+  // The cheap anchor: every group at minKeep (8 of 32), its 8 most important channels.
+  assert.equal(countKept(population[1]), 24);
+  for (const p of prepared) for (let k = 0; k < 32; k++) assert.equal(population[1][p.offset + p.byImportance[k]], k < 8 ? 1 : 0);
   for (const genome of population) assert.ok(isRepaired(genome, prepared));
   const ratios = population.map((g) => countKept(g) / 96);
   assert.ok(Math.min(...ratios) < 0.4, `min ratio ${Math.min(...ratios)}`);

@@ -19,38 +19,13 @@ import {
 import type { ChannelGroup } from '../../src/model/groups.ts';
 import { channelImportance } from '../../src/model/importance.ts';
 import { buildModel } from '../../src/model/zoo.ts';
+import { concatToy } from './fixtures.ts';
 
 before(async () => {
   await initEngine();
 });
 
 type ST = tf.SymbolicTensor;
-
-/**
- * Two branches concatenated (4 + 3 channels), BN + depthwise on the concat, a residual pair of
- * 1x1 convs (5 channels), padding, pooling, flatten, dropout, dense logits.
- */
-function concatToy(): tf.LayersModel {
-  const input = tf.input({ shape: [8, 8, 3], name: 'input' });
-  const a = tf.layers.conv2d({ name: 'a_conv', filters: 4, kernelSize: 3, padding: 'same' }).apply(input) as ST;
-  const aBn = tf.layers.batchNormalization({ name: 'a_bn' }).apply(a) as ST;
-  const aRelu = tf.layers.activation({ name: 'a_relu', activation: 'relu' }).apply(aBn) as ST;
-  const b = tf.layers.conv2d({ name: 'b_conv', filters: 3, kernelSize: 1 }).apply(input) as ST;
-  const bRelu = tf.layers.reLU({ name: 'b_relu' }).apply(b) as ST;
-  const cat = tf.layers.concatenate({ name: 'cat' }).apply([aRelu, bRelu]) as ST;
-  const catBn = tf.layers.batchNormalization({ name: 'cat_bn' }).apply(cat) as ST;
-  const dw = tf.layers.depthwiseConv2d({ name: 'dw', kernelSize: 3, padding: 'same' }).apply(catBn) as ST;
-  const dwRelu = tf.layers.activation({ name: 'dw_relu', activation: 'relu' }).apply(dw) as ST;
-  const pw = tf.layers.conv2d({ name: 'pw_conv', filters: 5, kernelSize: 1 }).apply(dwRelu) as ST;
-  const skip = tf.layers.conv2d({ name: 'skip_conv', filters: 5, kernelSize: 1, useBias: false }).apply(catBn) as ST;
-  const sum = tf.layers.add({ name: 'sum' }).apply([pw, skip]) as ST;
-  const pad = tf.layers.zeroPadding2d({ name: 'pad', padding: 1 }).apply(sum) as ST;
-  const pool = tf.layers.maxPooling2d({ name: 'pool', poolSize: 2 }).apply(pad) as ST;
-  const flat = tf.layers.flatten({ name: 'flat' }).apply(pool) as ST;
-  const drop = tf.layers.dropout({ name: 'drop', rate: 0.5 }).apply(flat) as ST;
-  const logits = tf.layers.dense({ name: 'logits', units: 3 }).apply(drop) as ST;
-  return tf.model({ inputs: input, outputs: logits, name: 'concat-toy' });
-}
 
 const layersOf = (members: ChannelGroup['producers']): string[] => members.map((m) => m.layer);
 

@@ -5,35 +5,13 @@ import { analyzeChannels, fullMasks } from '../../src/model/groups.ts';
 import type { ChannelAnalysis, GroupMasks } from '../../src/model/groups.ts';
 import { masksKeeping, pruneModel } from '../../src/model/prune.ts';
 import { buildModel } from '../../src/model/zoo.ts';
+import { concatToy, lcg, randomizeBatchNorm } from './fixtures.ts';
 
 before(async () => {
   await initEngine();
 });
 
 type ST = tf.SymbolicTensor;
-
-/** Concat of two branches, BN + depthwise on it, a residual 1x1 pair, pad/pool/flatten/dropout, dense. */
-function concatToy(): tf.LayersModel {
-  const input = tf.input({ shape: [8, 8, 3], name: 'input' });
-  const a = tf.layers.conv2d({ name: 'a_conv', filters: 4, kernelSize: 3, padding: 'same' }).apply(input) as ST;
-  const aBn = tf.layers.batchNormalization({ name: 'a_bn' }).apply(a) as ST;
-  const aRelu = tf.layers.activation({ name: 'a_relu', activation: 'relu' }).apply(aBn) as ST;
-  const b = tf.layers.conv2d({ name: 'b_conv', filters: 3, kernelSize: 1 }).apply(input) as ST;
-  const bRelu = tf.layers.reLU({ name: 'b_relu' }).apply(b) as ST;
-  const cat = tf.layers.concatenate({ name: 'cat' }).apply([aRelu, bRelu]) as ST;
-  const catBn = tf.layers.batchNormalization({ name: 'cat_bn' }).apply(cat) as ST;
-  const dw = tf.layers.depthwiseConv2d({ name: 'dw', kernelSize: 3, padding: 'same' }).apply(catBn) as ST;
-  const dwRelu = tf.layers.activation({ name: 'dw_relu', activation: 'relu' }).apply(dw) as ST;
-  const pw = tf.layers.conv2d({ name: 'pw_conv', filters: 5, kernelSize: 1 }).apply(dwRelu) as ST;
-  const skip = tf.layers.conv2d({ name: 'skip_conv', filters: 5, kernelSize: 1, useBias: false }).apply(catBn) as ST;
-  const sum = tf.layers.add({ name: 'sum' }).apply([pw, skip]) as ST;
-  const pad = tf.layers.zeroPadding2d({ name: 'pad', padding: 1 }).apply(sum) as ST;
-  const pool = tf.layers.maxPooling2d({ name: 'pool', poolSize: 2 }).apply(pad) as ST;
-  const flat = tf.layers.flatten({ name: 'flat' }).apply(pool) as ST;
-  const drop = tf.layers.dropout({ name: 'drop', rate: 0.5 }).apply(flat) as ST;
-  const logits = tf.layers.dense({ name: 'logits', units: 3 }).apply(drop) as ST;
-  return tf.model({ inputs: input, outputs: logits, name: 'concat-toy' });
-}
 
 /** Flatten of a concatenation (two segments interleaved per position), then a hidden dense. */
 function flatConcatToy(): tf.LayersModel {
@@ -45,28 +23,6 @@ function flatConcatToy(): tf.LayersModel {
   const hidden = tf.layers.dense({ name: 'hidden', units: 6, activation: 'relu' }).apply(flat) as ST;
   const out = tf.layers.dense({ name: 'out', units: 2 }).apply(hidden) as ST;
   return tf.model({ inputs: input, outputs: out, name: 'flat-concat-toy' });
-}
-
-/** Deterministic stand-in for a random number generator (LCG). */
-function lcg(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    return state / 2 ** 32;
-  };
-}
-
-/** Non-trivial BN parameters and statistics, so a wrong channel copy shows in the outputs. */
-function randomizeBatchNorm(model: tf.LayersModel, seed: number): void {
-  const random = lcg(seed);
-  for (const layer of model.layers) {
-    if (layer.getClassName() !== 'BatchNormalization') continue;
-    const n = layer.getWeights()[0].shape[0];
-    const values = (lo: number, hi: number): tf.Tensor => tf.tensor1d(Array.from({ length: n }, () => lo + (hi - lo) * random()));
-    const weights = [values(0.5, 1.5), values(-0.2, 0.2), values(-0.2, 0.2), values(0.5, 1.5)];
-    layer.setWeights(weights);
-    tf.dispose(weights);
-  }
 }
 
 /** Each mask keeps about half of its group's channels (never none). */
