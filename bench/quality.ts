@@ -111,7 +111,7 @@ interface Budgets {
 /**
  * `--quick`: a few minutes in all. Full: sized from the quick run's measured speeds (wasm,
  * one thread per process; fine-tune with distillation at ~50-400 img/s) to finish well under an
- * hour on a 2-core machine (measured: 23 min with 2 workers): the example spec's search subsets,
+ * hour on a 2-core machine (measured: 13-14 min with 2 workers): the example spec's search subsets,
  * the spec's 20 recovery steps, population 10 x 4 generations, 2 fine-tune epochs on 4k images,
  * tested on 5k.
  */
