@@ -359,19 +359,40 @@ export function* featureBatches(features: BoundaryFeatures, split: 'train' | 'va
   for (let start = 0; start < order.length; start += batchSize) {
     const rows = order.subarray(start, Math.min(order.length, start + batchSize));
     if (options.dropLast && rows.length < batchSize) break;
-    const input = tf.tensor(gatherRows(data.input, inSize, rows), [rows.length, ...features.inputShape], 'float32');
-    const output = tf.tensor(gatherRows(data.output, outSize, rows), [rows.length, ...features.outputShape], 'float32');
-    const labels = tf.tensor1d(Int32Array.from(rows, (r) => data.labels[r]), 'int32');
+    // Tensors are made on first use: scoring reads only the inputs, BN re-estimation only the
+    // inputs, and gathering and uploading the unused X_k rows would double their cost.
+    // tf.keep: a first use inside a tidy (a loss closure) must not end the batch's tensor there.
+    const made: tf.Tensor[] = [];
     let disposed = false;
+    const once = <T extends tf.Tensor>(make: () => T): (() => T) => {
+      let tensor: T | undefined;
+      return () => {
+        if (disposed) throw new Error(`featureBatches(${features.subnet}): batch used after dispose()`);
+        if (tensor === undefined) {
+          tensor = tf.keep(make());
+          made.push(tensor);
+        }
+        return tensor;
+      };
+    };
+    const input = once(() => tf.tensor(gatherRows(data.input, inSize, rows), [rows.length, ...features.inputShape], 'float32'));
+    const output = once(() => tf.tensor(gatherRows(data.output, outSize, rows), [rows.length, ...features.outputShape], 'float32'));
+    const labels = once(() => tf.tensor1d(Int32Array.from(rows, (r) => data.labels[r]), 'int32'));
     yield {
-      input,
-      output,
-      labels,
+      get input() {
+        return input();
+      },
+      get output() {
+        return output();
+      },
+      get labels() {
+        return labels();
+      },
       rows,
       dispose(): void {
         if (disposed) return;
         disposed = true;
-        tf.dispose([input, output, labels]);
+        tf.dispose(made);
       },
     };
   }
