@@ -52,7 +52,7 @@ import type { FineTuneResult } from '../src/dir/finalize.ts';
 import { readManifest } from '../src/dir/manifest.ts';
 import { mergeRun } from '../src/dir/merge-run.ts';
 import { planRun } from '../src/dir/plan.ts';
-import { SEARCH_STATS_NAME, candidateSettingsFromSpec, searchSubnetwork } from '../src/dir/search-task.ts';
+import { candidateSettingsFromSpec, searchSubnetwork } from '../src/dir/search-task.ts';
 import { analyzeChannels } from '../src/model/groups.ts';
 import type { ChannelAnalysis } from '../src/model/groups.ts';
 import { loadModel } from '../src/model/io.ts';
@@ -375,7 +375,7 @@ async function searchInWorkerProcesses(ctx: Context, subnets: readonly string[])
   );
   let evaluations = 0;
   for (const subnet of subnets) {
-    const stats = await getJson(ctx.store, `${runKeys(RUN_ID).subnet(subnet).prefix}${SEARCH_STATS_NAME}`);
+    const stats = await getJson(ctx.store, runKeys(RUN_ID).subnet(subnet).stats);
     const sessionEvaluations = (stats as { sessionEvaluations?: unknown }).sessionEvaluations;
     if (typeof sessionEvaluations !== 'number') throw new Error(`search-stats of ${subnet} has no sessionEvaluations`);
     evaluations += sessionEvaluations;

@@ -72,7 +72,6 @@ import { buildSubnetworkModel, buildTailModel, checkSubnetworkGroups } from './s
 
 export const CHECKPOINT_FORMAT = 'emo-dir/subnet-checkpoint';
 export const FRONT_FORMAT = 'emo-dir/subnet-front';
-export const SEARCH_STATS_NAME = 'search-stats.json';
 /**
  * Importance bias of the mutation when `importanceBiasedMutation` is on: half-way, so
  * unimportant channels are dropped about 1.5x as often as average and important ones 0.5x,
@@ -575,7 +574,7 @@ export async function searchSubnetwork(options: SearchSubnetworkOptions): Promis
       frontPoints: frontFile.points.length,
     };
     // Overwritten by every session: it describes the last one (the front itself is create-only).
-    await store.put(`${keys.prefix}${SEARCH_STATS_NAME}`, `${JSON.stringify(stats, null, 2)}\n`, { contentType: 'application/json' });
+    await store.put(keys.stats, `${JSON.stringify(stats, null, 2)}\n`, { contentType: 'application/json' });
     await appendLine(store, keys.log, { event: 'done', ...stats });
     log(
       `sub-network ${subnet.id}: ${result.stopReason} after generation ${result.state.generation}, ${result.state.evaluations} evaluations ` +

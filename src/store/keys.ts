@@ -115,6 +115,8 @@ export interface SubnetKeys {
   checkpoint(generation: number): string;
   readonly front: string;
   readonly log: string;
+  /** The last search session's statistics (evaluations, times); rewritten by every session. */
+  readonly stats: string;
 }
 
 export interface TargetKeys {
@@ -176,6 +178,7 @@ export function runKeys(runId: string): RunKeys {
         },
         front: `${subnetPrefix}front.json`,
         log: `${subnetPrefix}log.jsonl`,
+        stats: `${subnetPrefix}search-stats.json`,
       };
     },
     merge: {

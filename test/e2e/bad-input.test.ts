@@ -3,16 +3,13 @@
 // process (runCommand with the real Lambda handlers; no case gets as far as a worker); two go
 // through the real CLI.
 import assert from 'node:assert/strict';
-import { EventEmitter } from 'node:events';
 import { cp, mkdtemp, mkdir, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { loadHandlers } from '../../src/cli/run.ts';
 import { initEngine, tf } from '../../src/engine/backend.ts';
-import { runCommand } from '../../src/local/command.ts';
 import { saveModel } from '../../src/model/io.ts';
-import { FIXTURE_MODEL, listTree, runCli, tinySpec } from './helpers.ts';
+import { FIXTURE_MODEL, listTree, runCli, runCommandInProcess, tinySpec, type CommandOutcome } from './helpers.ts';
 
 type Json = Record<string, unknown>;
 
@@ -29,34 +26,14 @@ after(async () => {
   if (root !== undefined) await rm(root, { recursive: true, force: true });
 });
 
-interface Outcome {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-async function runInProcess(argv: string[]): Promise<Outcome> {
-  let stdout = '';
-  let stderr = '';
-  const code = await runCommand(argv, {
-    loadHandlers,
-    out: (text) => {
-      stdout += text;
-    },
-    err: (text) => {
-      stderr += text;
-    },
-    signals: new EventEmitter() as unknown as Pick<NodeJS.Process, 'on' | 'off'>,
-    runOptions: { progressStream: { write: () => true } },
-  });
-  return { code, stdout, stderr };
-}
+/** Progress lines are not what these cases check: they go nowhere. */
+const runInProcess = (argv: string[]) => runCommandInProcess('run', argv, { runOptions: { progressStream: { write: () => true } } });
 
 /**
  * Writes `spec` next to the store, runs it, and checks: non-zero exit, `expected` in the message,
  * and no path outside the store added or removed (the spec file itself is the test's).
  */
-async function expectRejected(spec: Json, expected: RegExp, via: 'process' | 'cli' = 'process'): Promise<Outcome> {
+async function expectRejected(spec: Json, expected: RegExp, via: 'process' | 'cli' = 'process'): Promise<CommandOutcome> {
   const specPath = join(root, `spec-${++caseNumber}.json`);
   await writeFile(specPath, JSON.stringify(spec));
   const outsideStore = async (): Promise<string[]> => (await listTree(root)).filter((path) => !path.startsWith('store/'));

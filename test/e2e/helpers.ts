@@ -10,6 +10,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { createInterface } from 'node:readline';
+import { EventEmitter } from 'node:events';
+import type { RunCommandDependencies } from '../../src/local/command.ts';
 
 export const REPO = fileURLToPath(new URL('../../', import.meta.url));
 export const BIN = join(REPO, 'bin', 'emo-dir.js');
@@ -156,4 +158,37 @@ export function parseSingleJson(stdout: string): Json {
   const lines = stdout.split('\n').filter((line) => line.trim() !== '');
   if (lines.length !== 1) throw new Error(`expected one line of JSON on stdout, got ${lines.length}:\n${stdout}`);
   return JSON.parse(lines[0]) as Json;
+}
+
+export interface CommandOutcome {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/**
+ * `emo-dir run|resume <argv>` in this process, with the real Lambda handlers, its output
+ * captured and its own signal source (so a test never installs handlers on the test runner).
+ */
+export async function runCommandInProcess(
+  name: 'run' | 'resume',
+  argv: string[],
+  extra: Pick<RunCommandDependencies, 'runOptions'> = {},
+): Promise<CommandOutcome> {
+  // Loaded on first use: most e2e files spawn the CLI and need neither.
+  const [{ loadHandlers }, { executeCommand }] = await Promise.all([import('../../src/cli/run.ts'), import('../../src/local/command.ts')]);
+  let stdout = '';
+  let stderr = '';
+  const code = await executeCommand(name, argv, {
+    loadHandlers,
+    out: (text) => {
+      stdout += text;
+    },
+    err: (text) => {
+      stderr += text;
+    },
+    signals: new EventEmitter() as unknown as Pick<NodeJS.Process, 'on' | 'off'>,
+    ...extra,
+  });
+  return { code, stdout, stderr };
 }

@@ -5,30 +5,10 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { EventEmitter } from 'node:events';
-import { loadHandlers } from '../../src/cli/run.ts';
-import { resumeCommand } from '../../src/local/command.ts';
-import { fileExists, parseSingleJson, runCli, tinySpec, waitFor } from './helpers.ts';
+import { fileExists, parseSingleJson, runCli, runCommandInProcess, tinySpec, waitFor } from './helpers.ts';
 
-/**
- * `emo-dir resume ...` in this process: src/cli/main.ts gets its `resume` entry from the
- * owner of that file, so the command line is exercised through the same function it will call.
- */
-async function resume(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const code = await resumeCommand(argv, {
-    loadHandlers,
-    out: (text) => {
-      stdout += text;
-    },
-    err: (text) => {
-      stderr += text;
-    },
-    signals: new EventEmitter() as unknown as Pick<NodeJS.Process, 'on' | 'off'>,
-  });
-  return { code, stdout, stderr };
-}
+/** `emo-dir resume ...` in this process, through the function src/cli/main.ts calls. */
+const resume = (argv: string[]) => runCommandInProcess('resume', argv);
 
 const RUN_ID = 'e2e-resume';
 
