@@ -236,7 +236,16 @@ describe('LocalProcessJobRunner', () => {
     const { jobRunner } = runner(dir, 'hang:a,hang:b', { concurrency: 2 });
     const jobs = ['a', 'b', 'c'].map((id) => jobRunner.run(job(id)));
     const settled = Promise.allSettled(jobs);
-    await new Promise((resolve) => setTimeout(resolve, 400));
+    // Both running workers ignore SIGTERM once they have written hanging.json; a fixed wait
+    // raced their start-up on a loaded machine (stop then killed them at once).
+    const hanging = (id: string): Promise<boolean> =>
+      readFile(join(dir, 'scratch', 'r1', 'search', id, 'hanging.json')).then(
+        () => true,
+        () => false,
+      );
+    for (let waited = 0; waited < 20_000 && !((await hanging('a')) && (await hanging('b'))); waited += 50) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
     const started = Date.now();
     await jobRunner.stop();
     const elapsed = Date.now() - started;
