@@ -28,6 +28,8 @@ import { mkdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promis
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tf } from '../engine/backend.ts';
+// Registers the project's layer classes so models holding them load.
+import './custom-layers.ts';
 import { NotFoundError, type ObjectStore } from '../store/object-store.ts';
 import { ModelFileError } from './errors.ts';
 import { buildModel, isZooName, zooNames, type BuildOptions, type ZooName } from './zoo.ts';

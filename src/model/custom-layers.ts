@@ -1,0 +1,155 @@
+/**
+ * Layer classes tfjs-layers lacks but real CNNs use, registered with tfjs serialization so a
+ * model holding them saves, loads and rebuilds (physical pruning rebuilds every layer from its
+ * config) like any built-in layer. Importing this module registers them; `model/io.ts` and the
+ * zoo import it, so any code that loads or builds a model has them.
+ *
+ * - `HardSigmoid`: clip(alpha*x + beta, 0, 1). PyTorch's and ONNX's hard sigmoid (alpha 1/6,
+ *   beta 0.5 by default); tfjs' `hardSigmoid` activation is Keras' (0.2x + 0.5), a different curve.
+ * - `HardSwish`: x * clip(x/6 + 1/2, 0, 1), as in MobileNetV3, PyTorch and ONNX.
+ * - `Clip`: clip(x, min, max) for any bounds (ONNX Clip; ReLU6 is `ReLU` with maxValue 6).
+ * - `Scale`: x * scale, the constant scaling of Inception-ResNet's residual branches (Keras
+ *   builds it with a Lambda, which tfjs cannot load).
+ * - `Subtract`: x0 - x1 with broadcasting (Keras has it; tfjs-layers does not).
+ * All are channel-preserving and weightless, so the channel analysis treats the first four as
+ * element-wise layers and `Subtract` as an element-wise merge.
+ */
+import { tf } from '../engine/backend.ts';
+
+type Kwargs = Record<string, unknown>;
+type LayerArgs = ConstructorParameters<typeof tf.layers.Layer>[0];
+
+function single(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
+  return Array.isArray(inputs) ? inputs[0] : inputs;
+}
+
+export interface HardSigmoidArgs extends LayerArgs {
+  readonly alpha?: number;
+  readonly beta?: number;
+}
+
+export class HardSigmoid extends tf.layers.Layer {
+  static readonly className = 'HardSigmoid';
+  readonly alpha: number;
+  readonly beta: number;
+
+  constructor(args: HardSigmoidArgs = {}) {
+    super(args);
+    this.alpha = args.alpha ?? 1 / 6;
+    this.beta = args.beta ?? 0.5;
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[], _kwargs: Kwargs): tf.Tensor {
+    return tf.tidy(() => tf.clipByValue(tf.add(tf.mul(single(inputs), this.alpha), this.beta), 0, 1));
+  }
+
+  override getConfig(): tf.serialization.ConfigDict {
+    return { ...super.getConfig(), alpha: this.alpha, beta: this.beta };
+  }
+}
+
+export class HardSwish extends tf.layers.Layer {
+  static readonly className = 'HardSwish';
+
+  override call(inputs: tf.Tensor | tf.Tensor[], _kwargs: Kwargs): tf.Tensor {
+    return tf.tidy(() => {
+      const x = single(inputs);
+      return tf.mul(x, tf.clipByValue(tf.add(tf.mul(x, 1 / 6), 0.5), 0, 1));
+    });
+  }
+}
+
+export interface ClipArgs extends LayerArgs {
+  readonly min: number;
+  readonly max: number;
+}
+
+export class Clip extends tf.layers.Layer {
+  static readonly className = 'Clip';
+  readonly min: number;
+  readonly max: number;
+
+  constructor(args: ClipArgs) {
+    super(args);
+    if (!(args.min <= args.max)) throw new Error(`Clip layer '${args.name ?? ''}': min ${args.min} is above max ${args.max}`);
+    this.min = args.min;
+    this.max = args.max;
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[], _kwargs: Kwargs): tf.Tensor {
+    return tf.clipByValue(single(inputs), this.min, this.max);
+  }
+
+  override getConfig(): tf.serialization.ConfigDict {
+    return { ...super.getConfig(), min: this.min, max: this.max };
+  }
+}
+
+export interface ScaleArgs extends LayerArgs {
+  readonly scale: number;
+}
+
+export class Scale extends tf.layers.Layer {
+  static readonly className = 'Scale';
+  readonly scale: number;
+
+  constructor(args: ScaleArgs) {
+    super(args);
+    if (!Number.isFinite(args.scale)) throw new Error(`Scale layer '${args.name ?? ''}': scale must be a finite number`);
+    this.scale = args.scale;
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[], _kwargs: Kwargs): tf.Tensor {
+    return tf.mul(single(inputs), this.scale);
+  }
+
+  override getConfig(): tf.serialization.ConfigDict {
+    return { ...super.getConfig(), scale: this.scale };
+  }
+}
+
+/** Output shape of an element-wise op over broadcastable shapes (numpy rules, batch axis null). */
+export function broadcastShapes(shapes: readonly (readonly (number | null)[])[], layerName: string): (number | null)[] {
+  const rank = Math.max(...shapes.map((s) => s.length));
+  const out: (number | null)[] = [];
+  for (let i = 0; i < rank; i++) {
+    // An unknown size (null: the batch axis) wins over 1 and loses to a known size.
+    let dim: number | null = 1;
+    for (const shape of shapes) {
+      const at = shape.length - rank + i;
+      const d = at < 0 ? 1 : shape[at];
+      if (d === 1) continue;
+      if (d === null) {
+        if (dim === 1) dim = null;
+      } else if (dim === 1 || dim === null) {
+        dim = d;
+      } else if (d !== dim) {
+        throw new Error(`layer '${layerName}': shapes ${shapes.map((s) => `[${s.join(', ')}]`).join(' and ')} do not broadcast`);
+      }
+    }
+    out.push(dim);
+  }
+  return out;
+}
+
+export class Subtract extends tf.layers.Layer {
+  static readonly className = 'Subtract';
+
+  override computeOutputShape(inputShape: tf.Shape | tf.Shape[]): tf.Shape {
+    const shapes = inputShape as tf.Shape[];
+    if (!Array.isArray(shapes[0]) || shapes.length !== 2) {
+      throw new Error(`Subtract layer '${this.name}' needs exactly two inputs`);
+    }
+    return broadcastShapes(shapes, this.name);
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[], _kwargs: Kwargs): tf.Tensor {
+    if (!Array.isArray(inputs) || inputs.length !== 2) throw new Error(`Subtract layer '${this.name}' needs exactly two inputs`);
+    return tf.sub(inputs[0], inputs[1]);
+  }
+}
+
+for (const cls of [HardSigmoid, HardSwish, Clip, Scale, Subtract]) tf.serialization.registerClass(cls);
+
+/** Class names of the layers above (for the channel analysis and the ONNX import/export). */
+export const CUSTOM_LAYER_CLASSES: readonly string[] = ['HardSigmoid', 'HardSwish', 'Clip', 'Scale', 'Subtract'];
