@@ -17,7 +17,14 @@
 import { tf } from '../engine/backend.ts';
 
 type Kwargs = Record<string, unknown>;
-type LayerArgs = ConstructorParameters<typeof tf.layers.Layer>[0];
+/** The base layer arguments these layers accept (tfjs' LayerArgs is not exported by its index). */
+interface LayerArgs {
+  readonly name?: string;
+  readonly trainable?: boolean;
+  readonly dtype?: tf.DataType;
+  readonly inputShape?: tf.Shape;
+  readonly batchInputShape?: tf.Shape;
+}
 
 function single(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
   return Array.isArray(inputs) ? inputs[0] : inputs;
