@@ -100,9 +100,10 @@ class OpsMix(nn.Module):
         y = F.leaky_relu(y, 0.1)
         z = self.depthwise_x2(y)
         z = F.relu6(z)
-        z = F.pad(z, (1, 2, 0, 1))  # explicit Pad (left 1, right 2, top 0, bottom 1)
-        z = self.conv_pad(z)  # back to 8 channels, 17x18 -> 15x16
-        z = F.max_pool2d(z - 0.25, 3, stride=2, padding=1)  # negative inputs: -inf padding matters; 8x8
+        z = F.pad(z, (1, 1, 0, 1))  # explicit Pad (left 1, right 1, top 0, bottom 1): 17x18
+        z = self.conv_pad(z)  # back to 8 channels, 15x16
+        # Negative inputs, and pads TF 'same' cannot express along W (16 wide): -inf padding matters; 8x8
+        z = F.max_pool2d(z - 0.25, 3, stride=2, padding=1)
         up = F.interpolate(z, scale_factor=2.0, mode="nearest")  # 16x16
         d = self.deconv(z)  # 16x16
         d = F.hardswish(d) - up  # Sub of two maps
@@ -135,18 +136,25 @@ class SmallConvNet(nn.Module):
         return self.features(x)
 
 
-def randomize_batch_norm(model: nn.Module, generator: torch.Generator) -> None:
-    """Random running statistics and affine parameters, so a wrong BN import cannot pass parity."""
+def randomize_batch_norm(model: nn.Module, chw, generator: torch.Generator) -> None:
+    """Random BN affine parameters and PReLU slopes, then running statistics measured on random
+    inputs (cumulative average over a few batches): random-but-consistent statistics keep the
+    activations in range, so outputs depend on the input and a wrong import cannot pass parity."""
     for m in model.modules():
         if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
             with torch.no_grad():
-                m.running_mean.copy_(torch.randn(m.num_features, generator=generator) * 0.2)
-                m.running_var.copy_(torch.rand(m.num_features, generator=generator) * 0.8 + 0.6)
                 m.weight.copy_(torch.rand(m.num_features, generator=generator) * 0.8 + 0.6)
                 m.bias.copy_(torch.randn(m.num_features, generator=generator) * 0.2)
+            m.reset_running_stats()
+            m.momentum = None
         if isinstance(m, nn.PReLU):
             with torch.no_grad():
                 m.weight.copy_(torch.rand(m.weight.shape, generator=generator) * 0.4 - 0.1)
+    model.train()
+    with torch.no_grad():
+        for _ in range(4):
+            model(torch.randn(16, *chw, generator=generator))
+    model.eval()
 
 
 def efficientnet_b0_narrow() -> nn.Module:
@@ -173,8 +181,7 @@ def models():
 def export(name, build, chw, opset, training, dynamic_batch, out_dir):
     torch.manual_seed(1234)
     model = build()
-    randomize_batch_norm(model, torch.Generator().manual_seed(99))
-    model.eval()
+    randomize_batch_norm(model, chw, torch.Generator().manual_seed(99))
     example = torch.randn(1, *chw)
     path = os.path.join(out_dir, f"{name}.onnx")
     output_names = ["logits", "side"] if isinstance(model, OpsMix) else ["logits"]

@@ -123,7 +123,8 @@ export function importOnnxModel(model: ModelProto, options: ImportOptions): tf.L
         } catch (error) {
           return nodeFail((error as Error).message, error);
         }
-        folded.forEach((constant, i) => values.set(node.output[i], { kind: 'constant', constant, name: '' }));
+        // An Identity of an initializer (how exporters share one) keeps a name the export can reuse.
+        folded.forEach((constant, i) => values.set(node.output[i], { kind: 'constant', constant, name: op === 'Identity' ? node.output[i] : '' }));
         return;
       }
       const converter = CONVERTERS[op];

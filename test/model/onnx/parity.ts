@@ -60,6 +60,13 @@ export function runTfjs(model: tf.LayersModel, input: Float32Array, dims: readon
   });
 }
 
+export function maxAbsDiff(a: Float32Array, b: Float32Array): number {
+  if (a.length !== b.length) return Infinity;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff = Math.max(diff, Math.abs(a[i] - b[i]));
+  return diff;
+}
+
 /** max |a - b| / max(1, max |reference|). */
 export function relativeError(actual: Float32Array, reference: Float32Array): number {
   if (actual.length !== reference.length) return Infinity;
