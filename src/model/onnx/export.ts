@@ -624,7 +624,9 @@ export function exportOnnx(model: tf.LayersModel, options: ExportOptions = {}): 
         } else if (opset === 10) {
           name = emitter.node('Resize', [x.name, scales], { name: nodeName, output: outName, attrs: { mode: text('nearest') } });
         } else {
-          name = emitter.node('Resize', [x.name, '', scales], {
+          // roi is a required input until opset 13 (unused by nearest asymmetric): an empty tensor.
+          const roi = opset < 13 ? emitter.float(`${layer.name}.roi`, { dims: [0], values: new Float32Array(0) }) : '';
+          name = emitter.node('Resize', [x.name, roi, scales], {
             name: nodeName,
             output: outName,
             attrs: { coordinate_transformation_mode: text('asymmetric'), mode: text('nearest'), nearest_mode: text('floor') },

@@ -5,17 +5,15 @@
  */
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { fileURLToPath } from 'node:url';
 import { initEngine } from '../../../src/engine/backend.ts';
 import { onnxOriginOf } from '../../../src/model/onnx/metadata.ts';
 import { importOnnxFile } from '../../../src/model/onnx/read.ts';
-import { maxAbsDiff, randomInput, relativeError, runOrt, runTfjs } from './parity.ts';
+import { FIXTURES, inputDims, maxAbsDiff, randomInput, relativeError, runOrt, runTfjs } from './parity.ts';
 
 before(async () => {
   await initEngine();
 });
 
-export const FIXTURES = fileURLToPath(new URL('./fixtures/', import.meta.url));
 const TOLERANCE = 1e-4;
 
 /** Layer classes each fixture must produce: proof that the op table is really exercised. */
@@ -35,14 +33,6 @@ const CASES: readonly { name: string; classes: readonly string[] }[] = [
   { name: 'ops_mix_opset9', classes: ['Conv2DTranspose', 'UpSampling2D', 'Clip', 'ReLU', 'NegInfPadding2D', 'ZeroPadding2D', 'Dense'] },
   { name: 'external_data', classes: ['Conv2D', 'Dense'] },
 ];
-
-/** The NCHW dims to feed: the declared batch when the export fixed it, else 3. */
-export function inputDims(model: Awaited<ReturnType<typeof importOnnxFile>>): number[] {
-  const declared = onnxOriginOf(model)!.inputs[0].dims[0];
-  const batch = typeof declared === 'number' ? declared : 3;
-  const shape = model.inputs[0].shape.slice(1) as number[];
-  return shape.length === 3 ? [batch, shape[2], shape[0], shape[1]] : [batch, ...shape];
-}
 
 for (const { name, classes } of CASES) {
   test(`import parity with onnxruntime: ${name}`, async () => {

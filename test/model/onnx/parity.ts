@@ -3,7 +3,20 @@
  * compared as max |tfjs - ort| / max(1, max |ort|) (the error relative to the output's scale).
  */
 import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 import { tf } from '../../../src/engine/backend.ts';
+import { onnxOriginOf } from '../../../src/model/onnx/metadata.ts';
+
+/** The committed ONNX files made by scripts/onnx/export_fixtures.py. */
+export const FIXTURES = fileURLToPath(new URL('./fixtures/', import.meta.url));
+
+/** The NCHW dims to feed an imported model: the declared batch when the export fixed it, else 3. */
+export function inputDims(model: tf.LayersModel): number[] {
+  const declared = onnxOriginOf(model)?.inputs[0].dims[0];
+  const batch = typeof declared === 'number' ? declared : 3;
+  const shape = model.inputs[0].shape.slice(1) as number[];
+  return shape.length === 3 ? [batch, shape[2], shape[0], shape[1]] : [batch, ...shape];
+}
 
 type Ort = typeof import('onnxruntime-node');
 const require = createRequire(import.meta.url);
