@@ -2,8 +2,8 @@
  * `emo-dir inspect <model> [--json] [--prune-residual] [--store DIR]`: layers, channel groups,
  * MACs and params of a model. A thin adapter: io.ts loads, model/ analyses and counts.
  *
- * <model> is `zoo:<name>`, a directory holding model.json, or a key prefix in the file store
- * rooted at --store (default `.emo-dir`). With --json, stdout is exactly one JSON object
+ * <model> is `zoo:<name>`, a directory holding model.json, an ONNX file (imported as the run would
+ * import it), or a key prefix (or `.onnx` key) in the file store rooted at --store (default `.emo-dir`). With --json, stdout is exactly one JSON object
  * (DESIGN.md §7); logs go to stderr.
  */
 import { stat } from 'node:fs/promises';
@@ -15,11 +15,13 @@ import type { ChannelAnalysis } from '../model/groups.ts';
 import { countCost } from '../model/cost.ts';
 import type { CostReport } from '../model/cost.ts';
 import { resolveModel } from '../model/io.ts';
+import { isOnnxRef } from '../model/onnx/read.ts';
 import type { ResolvedModel } from '../model/io.ts';
 import { FileStore } from '../store/file-store.ts';
 
 const USAGE = `usage: emo-dir inspect <model> [--json] [--prune-residual] [--store DIR]
-  <model>           zoo:<name> | a model directory | a model key prefix in the store
+  <model>           zoo:<name> | a model directory | an ONNX file (.onnx) | a model key prefix
+                    or .onnx key in the store
   --json            print one JSON object (layers, groups, macs, params, prunableChannels)
   --prune-residual  count residual (Add-tied) groups as prunable
   --store DIR       file store root for store keys (default .emo-dir)
@@ -125,6 +127,14 @@ async function isDirectory(path: string): Promise<boolean> {
   }
 }
 
+async function isFile(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isFile();
+  } catch {
+    return false;
+  }
+}
+
 /** Paths a user clearly meant as a directory (a store key is never absolute nor starts with '.'). */
 function looksLikePath(ref: string): boolean {
   return isAbsolute(ref) || ref.startsWith('.') || ref.startsWith('~') || ref.startsWith('file:');
@@ -135,8 +145,12 @@ function looksLikePath(ref: string): boolean {
  * directory is reported as such); anything else -> a key prefix in the file store.
  */
 async function loadRef(ref: string, storeRoot: string): Promise<ResolvedModel> {
-  if (ref.startsWith('zoo:') || looksLikePath(ref) || (await isDirectory(ref))) return resolveModel(ref);
+  if (ref.startsWith('zoo:') || looksLikePath(ref) || (await isDirectory(ref)) || (isOnnxRef(ref) && (await isFile(ref)))) return resolveModel(ref);
   const store = new FileStore(storeRoot);
+  if (isOnnxRef(ref)) {
+    if (!(await store.exists(ref))) throw new Error(`'${ref}' is neither an ONNX file nor an object in the store ${store.location}`);
+    return resolveModel({ store, prefix: ref });
+  }
   const prefix = ref.endsWith('/') ? ref : `${ref}/`;
   if (!(await store.exists(`${prefix}model.json`))) {
     throw new Error(

@@ -14,6 +14,7 @@ import { engineInfo, initEngine, type BackendName } from '../engine/backend.ts';
 import { countTotals } from '../model/cost.ts';
 import { analyzeChannels } from '../model/groups.ts';
 import { resolveModel, type ResolvedModel } from '../model/io.ts';
+import { isOnnxRef } from '../model/onnx/read.ts';
 import { runSpecSchema, targetName, type RunSpec } from '../schema/spec.ts';
 import { parseWith } from '../schema/validate.ts';
 import { runKeys } from '../store/keys.ts';
@@ -66,11 +67,17 @@ export async function readRunSpec(store: ObjectStore, specKey: string): Promise<
 }
 
 /**
- * The spec's model: `zoo:<name>`; an absolute or `./` path, or a `file:` URL (local runs); else
- * a key prefix in the run's store (what `emo-dir submit` and the registry trigger write).
+ * The spec's model: `zoo:<name>`; an absolute or `./` path, or a `file:` URL (local runs); a store
+ * key ending in `.onnx`; else a key prefix in the run's store (what `emo-dir submit` and the
+ * registry trigger write).
  */
 export async function loadSpecModel(store: ObjectStore, ref: string): Promise<ResolvedModel> {
   if (ref.startsWith('zoo:') || isAbsolute(ref) || ref.startsWith('.') || ref.startsWith('file:')) return resolveModel(ref);
+  if (isOnnxRef(ref)) {
+    // An ONNX file in the store (e.g. registry/<model>/model.onnx), imported by every step alike.
+    if (!(await store.exists(ref))) throw new PlanError(`model '${ref}' not found: ${ref} does not exist in ${store.location}`);
+    return resolveModel({ store, prefix: ref });
+  }
   const prefix = ref.endsWith('/') ? ref : `${ref}/`;
   if (!(await store.exists(`${prefix}model.json`))) {
     throw new PlanError(`model '${ref}' not found: ${prefix}model.json does not exist in ${store.location}`);

@@ -16,6 +16,9 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadDefinition, type Substitutions } from '../../statemachine/definition.ts';
 import { timestampRunId } from '../cloud/names.ts';
+import { engineInfo, initEngine } from '../engine/backend.ts';
+import { convertOnnxToStore } from '../model/onnx/convert.ts';
+import { isOnnxRef } from '../model/onnx/read.ts';
 import { executionInputSchema } from '../schema/messages.ts';
 import { runSpecSchema } from '../schema/spec.ts';
 import { isSweepSpec } from '../schema/sweep.ts';
@@ -133,7 +136,7 @@ export async function runLocal(options: RunLocalOptions): Promise<RunLocalResult
   const parsed = parseWith(runSpecSchema, rawSpec, source);
   const baseDir = options.specPath === undefined ? process.cwd() : dirname(resolve(options.specPath));
   // `./model` next to the spec names the run after its folder (`fmnist-resnet-...`), not `model-...`.
-  const nameSource = parsed.model.startsWith('.') ? resolve(baseDir, parsed.model) : parsed.model;
+  const nameSource = (parsed.model.startsWith('.') ? resolve(baseDir, parsed.model) : parsed.model).replace(/\.onnx$/i, '');
   const runId = parsed.runId ?? timestampRunId(nameSource, options.now ?? new Date());
   const store = options.store ?? new FileStore(options.storeDir ?? '.emo-dir');
   const { model, modelSource } = await resolveLocalModel(parsed.model, runId, store, baseDir, source);
@@ -285,7 +288,8 @@ function safeJson(text: string): unknown {
 /**
  * A spec's model as the pipeline reads it: `zoo:<name>` and store prefixes stay as they are; a
  * local directory (absolute, or starting with `.`, `~` or `file:`, as for `emo-dir submit`) is
- * copied to `runs/<runId>/model/`, so the run reads its model from the store as in the cloud.
+ * copied to `runs/<runId>/model/`, and a local `.onnx` file is imported and saved there, so the
+ * run reads its model from the store as in the cloud.
  */
 async function resolveLocalModel(
   ref: string,
@@ -296,6 +300,13 @@ async function resolveLocalModel(
 ): Promise<{ model: string; modelSource?: string }> {
   if (!isLocalPath(ref)) return { model: ref };
   const dir = localPath(ref, baseDir);
+  if (isOnnxRef(dir)) {
+    // Imported once here; the steps read the converted model from the store (it remembers its ONNX origin).
+    const prefix = `${runKeys(runId).prefix}model/`;
+    if (engineInfo() === undefined) await initEngine(process.env.EMO_DIR_BACKEND ? {} : { backend: 'cpu' });
+    await convertOnnxToStore(dir, store, prefix);
+    return { model: prefix, modelSource: dir };
+  }
   if (!(await isModelDirectory(dir))) throw new Error(`${source}: field model: ${dir} is not a directory holding model.json`);
   const prefix = `${runKeys(runId).prefix}model/`;
   if (!(await store.exists(`${prefix}model.json`))) {

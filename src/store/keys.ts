@@ -8,7 +8,7 @@
  *   scratch/<runId>/subnets/<k>/features/     cached boundary features
  *   scratch/<runId>/subnets/<k>/checkpoints/gen-<g>.json
  *   runs/<runId>/merge/joint-front.json | merge/plans/<target>.json
- *   runs/<runId>/targets/<target>/model/ | targets/<target>/metrics.json
+ *   runs/<runId>/targets/<target>/model/ | targets/<target>/model.onnx | targets/<target>/metrics.json
  *   runs/<runId>/report.json | report.html
  *
  * One change from the layout of DESIGN §3: checkpoints and cached features, which are only
@@ -124,6 +124,8 @@ export interface TargetKeys {
   readonly prefix: string;
   /** Prefix of the exported pruned model. */
   readonly modelPrefix: string;
+  /** The pruned model as ONNX (written when the input was ONNX or the spec asks for it). */
+  readonly onnxModel: string;
   readonly metrics: string;
 }
 
@@ -194,6 +196,7 @@ export function runKeys(runId: string): RunKeys {
         name: target,
         prefix: targetPrefix,
         modelPrefix: `${targetPrefix}model/`,
+        onnxModel: `${targetPrefix}model.onnx`,
         metrics: `${targetPrefix}metrics.json`,
       };
     },

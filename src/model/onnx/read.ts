@@ -4,11 +4,12 @@
  * relative to the model file and must stay beside it (no absolute paths, no `..`).
  */
 import { readFile } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import type { tf } from '../../engine/backend.ts';
 import { NotFoundError, type ObjectStore } from '../../store/object-store.ts';
 import { ModelFileError } from '../errors.ts';
-import { importOnnxModel, layerNameFor } from './import.ts';
+import { modelNameOf } from '../../schema/sweep.ts';
+import { importOnnxModel } from './import.ts';
 import { decodeModel, DATA_LOCATION_EXTERNAL, type ModelProto } from './proto.ts';
 import type { ExternalData } from './tensor.ts';
 
@@ -52,10 +53,13 @@ function preloaded(files: ReadonlyMap<string, Uint8Array>, describe: (location: 
   };
 }
 
-/** The model name of an ONNX file: its file name without `.onnx` (`model` for `model.onnx`). */
+/**
+ * The model name of an ONNX file, as runs name models: the file name without `.onnx`, or the
+ * folder's name for a generic `model.onnx` (`examples/fmnist-resnet20-onnx/model.onnx` ->
+ * `fmnist-resnet20-onnx`).
+ */
 export function modelNameForFile(file: string): string {
-  const stem = basename(file).replace(/\.onnx$/i, '');
-  return layerNameFor(stem);
+  return modelNameOf(file.replace(/\.onnx$/i, ''));
 }
 
 /** Imports an ONNX file from disk (and the external data files beside it). */
