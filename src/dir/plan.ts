@@ -115,6 +115,11 @@ export async function buildManifest(store: ObjectStore, runId: string, options: 
         ...(spec.divide.subnetworks === undefined ? {} : { subnetworks: spec.divide.subnetworks }),
       });
       totals = countTotals(analysis);
+      if (division.subnetworks.length === 1 && division.candidates.length === 0) {
+        options.log?.('no interior cut point (a tensor every path passes through): the whole network is one sub-network, searched as one', {
+          model: model.name,
+        });
+      }
     } catch (error) {
       throw new PlanError(`model '${spec.model}' (${resolved.location}): ${(error as Error).message}`, { cause: error });
     }

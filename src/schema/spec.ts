@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { IMPORTANCE_CRITERIA } from '../model/importance-criteria.ts';
 
 /**
  * The run spec (`spec.json`, or `prune.json` in a registry package): what to prune, on what data,
@@ -79,6 +80,11 @@ export const searchSpecSchema = z.object({
   beta: z.number().min(0).default(1),
   /** Bias bit-flip mutation towards dropping low-importance channels. */
   importanceBiasedMutation: z.boolean().default(true),
+  /**
+   * How channels are ranked (repair, initial population, biased mutation): group magnitude
+   * `l1`/`l2` over every coupled layer, BN `bn-scale`, or first-order `taylor` on search-train.
+   */
+  importance: z.enum(IMPORTANCE_CRITERIA).default('l1'),
   /** Batches used to re-estimate batch-norm statistics after recovery. */
   bnRecalibrationBatches: z.number().int().min(0).default(4),
 });
