@@ -4,6 +4,7 @@
  */
 import { formatIssues } from '../dir/plan-checks.ts';
 import type { SecondsBy } from '../dir/estimate.ts';
+import { targetName } from '../schema/spec.ts';
 import { formatCompact, formatDuration } from '../report/format.ts';
 import type { PlanPreview } from './plan-preview.ts';
 
@@ -44,7 +45,7 @@ export function formatPlanText(preview: PlanPreview): string {
       ? `data set  ${spec.dataset.name}`
       : `data set  ${data.name}: ${data.train.images} training / ${data.test.images} test images, ${data.classes} classes, ${data.imageShape.join('x')} (${data.train.location})`,
   );
-  lines.push(`targets   ${plan.manifest?.targets.map((t) => t.name).join(', ') ?? spec.targets.length}`);
+  lines.push(`targets   ${spec.targets.map(targetName).join(', ')}`);
   const s = spec.search;
   lines.push(
     `search    population ${s.population} x (${s.generations} generations + 1)${s.maxEvaluations === undefined ? '' : `, at most ${s.maxEvaluations}`} ` +
