@@ -2,9 +2,9 @@
  * `emo-dir inspect <model> [--json] [--prune-residual] [--store DIR]`: layers, channel groups,
  * MACs and params of a model. A thin adapter: io.ts loads, model/ analyses and counts.
  *
- * <model> is any form a spec's `model` may take (src/model/reference.ts: `zoo:<name>`, a directory
- * holding model.json, a key prefix in the file store rooted at --store, default `.emo-dir`). With --json, stdout is exactly one JSON object
- * (DESIGN.md §7); logs go to stderr.
+ * <model> is any form a spec's `model` may take (src/model/reference.ts: `zoo:<name>`, a
+ * directory holding model.json, a key prefix in the file store rooted at --store, default
+ * `.emo-dir`). With --json, stdout is exactly one JSON object (DESIGN.md §7); logs go to stderr.
  */
 import { stat } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
