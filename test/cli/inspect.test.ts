@@ -136,7 +136,7 @@ test('bad input: unknown zoo name, missing directory, unknown store key, bad fla
   }
   assert.match(zoo.stderr, /unknown zoo model.*resnet9000/);
   assert.match(dir.stderr, /no-such-dir.*does not exist/);
-  assert.match(key.stderr, /runs\/none\/model.*no runs\/none\/model\/model\.json/);
+  assert.match(key.stderr, /model 'runs\/none\/model' not found: runs\/none\/model\/model\.json does not exist/);
   assert.match(flag.stderr, /frobnicate/);
   assert.match(none.stderr, /expected one <model>/);
 });

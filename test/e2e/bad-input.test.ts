@@ -95,7 +95,7 @@ describe('emo-dir run with bad input', () => {
     const built = tf.model({ inputs: input, outputs: output });
     await saveModel(built, model);
     built.dispose();
-    await expectRejected({ ...tinySpec('bad-layer'), model }, /PlanError: model 'runs\/bad-layer\/model\/' .*channels_first.*Permute.*moves the channel axis/);
+    await expectRejected({ ...tinySpec('bad-layer'), model }, /PlanError: run spec runs\/bad-layer\/spec\.json: field model: model 'runs\/bad-layer\/model\/' .*channels_first.*Permute.*moves the channel axis/);
   });
 
   it('exits non-zero from the real command line too', async () => {
