@@ -11,7 +11,6 @@
  * ids, a layer that ties channels (an Add, an SE gate) couples ids pairwise, and everything else
  * moves ids around (concatenation, depthwise multipliers, flattening).
  */
-import type { tf } from '../../engine/backend.ts';
 import type { GraphNode, Shape } from '../graph.ts';
 
 export type { GraphNode, Shape } from '../graph.ts';
@@ -185,4 +184,3 @@ export function checkDeclaredWidth(node: GraphNode, declared: number | undefined
   return channels;
 }
 
-export type Tensor = tf.Tensor;

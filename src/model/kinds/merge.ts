@@ -7,9 +7,7 @@
  * residual; a gate (Multiply: squeeze-and-excitation's [N,1,1,C] x [N,H,W,C]) does not.
  */
 import { refuse } from './kind.ts';
-import type { FlowLayout, LayerKind } from './kind.ts';
-import type { GraphNode } from '../graph.ts';
-import type { FlowContext } from './kind.ts';
+import type { FlowContext, FlowLayout, GraphNode, LayerKind } from './kind.ts';
 
 function mergeFlow(stream: boolean) {
   return (node: GraphNode, inputs: readonly FlowLayout[], context: FlowContext): FlowLayout => {

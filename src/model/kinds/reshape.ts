@@ -6,8 +6,7 @@
  * Any other reshape mixes channels with other axes and is refused.
  */
 import { lastDim, refuse, spatialPositions } from './kind.ts';
-import type { FlowLayout, LayerConfig, LayerKind } from './kind.ts';
-import type { GraphNode } from '../graph.ts';
+import type { FlowLayout, GraphNode, LayerConfig, LayerKind } from './kind.ts';
 
 type Case = 'same-channels' | 'flatten' | 'unflatten' | 'same-flatten';
 
