@@ -179,7 +179,7 @@ async function main(): Promise<void> {
         tail,
         analysis: subAnalysis,
         slots: genomeSlots(subAnalysis, s.groupIds),
-        importance: channelImportance(original, subAnalysis, { groups: s.groupIds, norm: 'l1' }),
+        importance: channelImportance(original, subAnalysis, { groups: s.groupIds, criterion: 'l1' }),
       };
     });
     const first = setups[0].features;

@@ -2,12 +2,11 @@
  * `emo-dir inspect <model> [--json] [--prune-residual] [--store DIR]`: layers, channel groups,
  * MACs and params of a model. A thin adapter: io.ts loads, model/ analyses and counts.
  *
- * <model> is `zoo:<name>`, a directory holding model.json, an ONNX file (imported as the run would
- * import it), or a key prefix (or `.onnx` key) in the file store rooted at --store (default `.emo-dir`). With --json, stdout is exactly one JSON object
- * (DESIGN.md §7); logs go to stderr.
+ * <model> is any form a spec's `model` may take (src/model/reference.ts: `zoo:<name>`, a
+ * directory holding model.json, a key prefix in the file store rooted at --store, default
+ * `.emo-dir`). With --json, stdout is exactly one JSON object (DESIGN.md §7); logs go to stderr.
  */
 import { stat } from 'node:fs/promises';
-import { isAbsolute } from 'node:path';
 import { parseArgs } from 'node:util';
 import { initEngine } from '../engine/backend.ts';
 import { analyzeChannels, prunableChannels } from '../model/groups.ts';
@@ -15,7 +14,9 @@ import type { ChannelAnalysis } from '../model/groups.ts';
 import { countCost } from '../model/cost.ts';
 import type { CostReport } from '../model/cost.ts';
 import { resolveModel } from '../model/io.ts';
-import { isOnnxRef } from '../model/onnx/read.ts';
+import { classifyModelReference } from '../model/reference.ts';
+import { loadSpecModel } from '../dir/plan.ts';
+import { checkModelDirectory } from '../store/model-dir.ts';
 import type { ResolvedModel } from '../model/io.ts';
 import { FileStore } from '../store/file-store.ts';
 
@@ -135,30 +136,17 @@ async function isFile(path: string): Promise<boolean> {
   }
 }
 
-/** Paths a user clearly meant as a directory (a store key is never absolute nor starts with '.'). */
-function looksLikePath(ref: string): boolean {
-  return isAbsolute(ref) || ref.startsWith('.') || ref.startsWith('~') || ref.startsWith('file:');
-}
-
 /**
- * zoo:<name> -> zoo; an existing directory or anything path-like -> directory (so a missing
- * directory is reported as such); anything else -> a key prefix in the file store.
+ * A model reference in the forms of src/model/reference.ts, read as Plan reads a spec's model
+ * (store prefixes from the file store at `storeRoot`). One convenience on top: a bare relative
+ * path (`examples/fmnist-resnet/model`, `model.onnx`), which the table reads as a store key, is
+ * the directory or ONNX file when one exists there.
  */
 async function loadRef(ref: string, storeRoot: string): Promise<ResolvedModel> {
-  if (ref.startsWith('zoo:') || looksLikePath(ref) || (await isDirectory(ref)) || (isOnnxRef(ref) && (await isFile(ref)))) return resolveModel(ref);
-  const store = new FileStore(storeRoot);
-  if (isOnnxRef(ref)) {
-    if (!(await store.exists(ref))) throw new Error(`'${ref}' is neither an ONNX file nor an object in the store ${store.location}`);
-    return resolveModel({ store, prefix: ref });
-  }
-  const prefix = ref.endsWith('/') ? ref : `${ref}/`;
-  if (!(await store.exists(`${prefix}model.json`))) {
-    throw new Error(
-      `'${ref}' is neither zoo:<name>, nor a directory, nor a model in the store ${store.location} ` +
-        `(no ${prefix}model.json)`,
-    );
-  }
-  return resolveModel({ store, prefix });
+  const kind = classifyModelReference(ref).kind;
+  if (kind === 'store-prefix' && (await isDirectory(ref))) return resolveModel(await checkModelDirectory(ref));
+  if (kind === 'onnx-key' && (await isFile(ref))) return resolveModel(ref);
+  return loadSpecModel(new FileStore(storeRoot), ref);
 }
 
 /** Where the command writes; injectable so tests can run it in-process and read its output. */

@@ -9,9 +9,13 @@ const commands: Record<string, { summary: string; load: () => Promise<CommandMod
     summary: 'inspect <model> [--json]   layers, channel groups, MACs and params of a model',
     load: () => import('./inspect.ts'),
   },
+  plan: {
+    summary: 'plan <spec.json> [--store DIR] [--gpu t4|v100|a100] [--json]   check a spec and print its plan and estimated worker-hours (runs nothing)',
+    load: () => import('./plan.ts'),
+  },
   run: {
     summary:
-      'run <spec.json> [--store DIR|s3://B/P] [--endpoint URL] [--jobs local|docker] [--workers N] [--json] [--quiet]   run the whole workflow on this machine',
+      'run <spec.json> [--store DIR|s3://B/P] [--endpoint URL] [--jobs local|docker] [--workers N] [--json] [--quiet] [--dry-run]   run the whole workflow on this machine',
     load: () => import('./run.ts'),
   },
   resume: {

@@ -3,11 +3,11 @@
  * id, put the model where the cloud can read it, write `runs/<id>/spec.json` once, start the
  * execution. A sweep spec becomes one such run per model (src/schema/sweep.ts).
  *
- * The spec's `model` may be:
+ * The spec's `model` may be (src/model/reference.ts is the table of these forms):
  * - `zoo:<name>`: built by the pipeline, nothing to upload;
  * - a local directory holding model.json (a path: absolute, or starting with `.`, `~` or
  *   `file:`; relative paths are relative to `baseDir`, the spec file's directory): its files are
- *   uploaded to `runs/<id>/model/` and the written spec points there;
+ *   uploaded by content (symlinks followed) to `runs/<id>/model/` and the written spec points there;
  * - a local ONNX file (`./model.onnx`): imported and saved as a tfjs model under
  *   `runs/<id>/model/` (src/model/onnx/convert.ts);
  * - a key prefix in the store (`registry/resnet20/model/`), or an `s3://` URL inside the
@@ -23,10 +23,10 @@ import { expandSweep, isSweepSpec, sweepSpecSchema } from '../schema/sweep.ts';
 import { parseWith } from '../schema/validate.ts';
 import { runKeys } from '../store/keys.ts';
 import type { ObjectStore } from '../store/object-store.ts';
-import { isLocalPath, isModelDirectory, localPath, uploadDirectory } from '../store/model-dir.ts';
+import { classifyModelReference, isOnnxRef } from '../model/reference.ts';
 import { engineInfo, initEngine } from '../engine/backend.ts';
 import { convertOnnxToStore } from '../model/onnx/convert.ts';
-import { isOnnxRef } from '../model/onnx/read.ts';
+import { checkModelDirectory, localPath, uploadDirectory } from '../store/model-dir.ts';
 import { timestampRunId } from './names.ts';
 import { startRunExecution, writeRunSpec } from './runs.ts';
 
@@ -137,35 +137,49 @@ async function resolveModelForStore(
   runId: string,
   options: SubmitOptions,
 ): Promise<{ model: string; uploaded: string[] }> {
-  if (ref.startsWith('zoo:')) return { model: ref, uploaded: [] };
   const field = `${options.specSource}: field model`;
-  if (isLocalPath(ref)) {
-    const dir = localPath(ref, options.baseDir ?? process.cwd());
-    if (isOnnxRef(dir)) {
+  let reference;
+  try {
+    reference = classifyModelReference(ref);
+  } catch (error) {
+    throw new Error(`${field}: ${(error as Error).message}`, { cause: error });
+  }
+  let key: string;
+  switch (reference.kind) {
+    case 'zoo':
+      return { model: ref, uploaded: [] };
+    case 'directory': {
+      let dir: string;
+      try {
+        dir = await checkModelDirectory(localPath(ref, options.baseDir ?? process.cwd()));
+      } catch (error) {
+        throw new Error(`${field}: ${JSON.stringify(ref)} is a local path, but ${(error as Error).message}`, { cause: error });
+      }
+      const prefix = `${runKeys(runId).prefix}model/`;
+      const uploaded = await uploadDirectory(options.store, dir, prefix);
+      return { model: prefix, uploaded };
+    }
+    case 'store-url': {
+      const inside = `${options.store.location}/`;
+      if (!ref.startsWith(inside)) {
+        throw new Error(
+          `${field}: ${ref} is outside the run's store ${options.store.location}; copy the model there or give a local directory`,
+        );
+      }
+      key = ref.slice(inside.length);
+      break;
+    }
+    case 'store-prefix':
+    case 'onnx-key':
+      key = ref;
+      break;
+    case 'onnx-file': {
       // Converted here once; every step then reads a stored tfjs model (with its ONNX origin).
       const prefix = `${runKeys(runId).prefix}model/`;
       if (engineInfo() === undefined) await initEngine(process.env.EMO_DIR_BACKEND ? {} : { backend: 'cpu' });
-      await convertOnnxToStore(dir, options.store, prefix);
+      await convertOnnxToStore(localPath(ref, options.baseDir ?? process.cwd()), options.store, prefix);
       return { model: prefix, uploaded: [`${prefix}weights.bin`, `${prefix}model.json`] };
     }
-    if (!(await isModelDirectory(dir))) {
-      throw new Error(`${field}: ${JSON.stringify(ref)} is a local path, but ${dir} is not a directory holding model.json`);
-    }
-    const prefix = `${runKeys(runId).prefix}model/`;
-    const uploaded = await uploadDirectory(options.store, dir, prefix);
-    return { model: prefix, uploaded };
-  }
-  let key = ref;
-  if (/^s3:\/\//i.test(ref)) {
-    const inside = `${options.store.location}/`;
-    if (!ref.startsWith(inside)) {
-      throw new Error(
-        `${field}: ${ref} is outside the run's store ${options.store.location}; copy the model there or give a local directory`,
-      );
-    }
-    key = ref.slice(inside.length);
-  } else if (/^[A-Za-z][A-Za-z0-9+.-]*:/.test(ref)) {
-    throw new Error(`${field}: ${JSON.stringify(ref)} is not zoo:<name>, a local directory, nor a store key prefix`);
   }
   if (isOnnxRef(key)) {
     if (!(await options.store.exists(key))) throw new Error(`${field}: no ONNX file at ${JSON.stringify(ref)}: ${key} does not exist in ${options.store.location}`);

@@ -20,6 +20,8 @@ import { fileSize } from './fs-util.ts';
 const SIDE = 32;
 const PLANE = SIDE * SIDE;
 const PIXEL_BYTES = 3 * PLANE;
+/** Label bytes per record: CIFAR-10 one, CIFAR-100 two (coarse, fine). */
+const LABEL_BYTES = { cifar10: 1, cifar100: 2 } as const;
 
 export type CifarSplit = 'train' | 'test';
 
@@ -104,6 +106,27 @@ async function readRecordFile(path: string, labelBytes: number, labelIndex: numb
   return decodeCifarRecords(path, bytes, labelBytes, labelIndex, classes);
 }
 
+/**
+ * Images of a CIFAR split from its files' sizes, without reading a pixel (what Plan checks before
+ * any job starts). Throws naming the missing file, or the one whose size is not whole records.
+ */
+export async function countCifarImages(dir: string, kind: 'cifar10' | 'cifar100', split: CifarSplit): Promise<{ root: string; images: number }> {
+  const files = kind === 'cifar10' ? (split === 'train' ? CIFAR10_TRAIN_FILES : CIFAR10_TEST_FILES) : [split === 'train' ? 'train.bin' : 'test.bin'];
+  const root = await resolveDir(dir, kind === 'cifar10' ? 'cifar-10-batches-bin' : 'cifar-100-binary', files[0], kind);
+  const recordBytes = LABEL_BYTES[kind] + PIXEL_BYTES;
+  let images = 0;
+  for (const file of files) {
+    const path = join(root, file);
+    const size = await fileSize(path);
+    if (size === undefined) throw new Error(`${kind}: missing ${path}`);
+    if (size === 0 || size % recordBytes !== 0) {
+      throw new Error(`CIFAR file ${path}: size ${size} bytes is not a positive multiple of the ${recordBytes}-byte record; wrong file or truncated download?`);
+    }
+    images += size / recordBytes;
+  }
+  return { root, images };
+}
+
 export interface Cifar10Options {
   readonly split?: CifarSplit;
 }
@@ -112,12 +135,9 @@ export interface Cifar10Options {
 export async function readCifar10(dir: string, options: Cifar10Options = {}): Promise<ImageDataset> {
   const split = options.split ?? 'train';
   const files = split === 'train' ? CIFAR10_TRAIN_FILES : CIFAR10_TEST_FILES;
-  const root = await resolveDir(dir, 'cifar-10-batches-bin', files[0], 'cifar10');
+  // Checks every batch exists and holds whole records before reading 150 MB, so a partial download fails at once.
+  const { root } = await countCifarImages(dir, 'cifar10', split);
   const classNames = await readClassNames(join(root, 'batches.meta.txt'), 10);
-  // Check every batch exists before reading 150 MB, so a partial download fails at once.
-  for (const file of files) {
-    if ((await fileSize(join(root, file))) === undefined) throw new Error(`cifar10: missing ${join(root, file)}`);
-  }
   const parts: ImageDataset[] = [];
   for (const file of files) {
     const path = join(root, file);
@@ -140,7 +160,7 @@ export async function readCifar100(dir: string, options: Cifar100Options = {}): 
   const split = options.split ?? 'train';
   const granularity = options.labels ?? 'fine';
   const file = split === 'train' ? 'train.bin' : 'test.bin';
-  const root = await resolveDir(dir, 'cifar-100-binary', file, 'cifar100');
+  const { root } = await countCifarImages(dir, 'cifar100', split);
   const classes = granularity === 'fine' ? 100 : 20;
   const classNames = await readClassNames(join(root, `${granularity}_label_names.txt`), classes);
   // Byte 0 is the coarse label, byte 1 the fine label.

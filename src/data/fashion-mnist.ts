@@ -84,8 +84,8 @@ export function fashionMnistCachePath(cacheDir: string, split: Split): string {
   return join(cacheDir, `fashion-mnist-${split}.emods`);
 }
 
-/** Source files' sizes and mtimes: a changed package invalidates the cache. */
-async function sourceFingerprint(sourceDir: string): Promise<string> {
+/** Source files' sizes and mtimes: a changed package invalidates the cache (and a missing file throws, naming it). */
+export async function sourceFingerprint(sourceDir: string): Promise<string> {
   const parts: string[] = [];
   for (let c = 0; c < CLASSES; c++) {
     const path = join(sourceDir, `${c}.json`);

@@ -128,6 +128,24 @@ export interface ReadShardsOptions {
   readonly name?: string;
 }
 
+/**
+ * Every file of `shards` is present with the size index.json gives it (a stat per file, no read):
+ * the cheap check a reader does before loading and Plan does before any job starts.
+ */
+export async function checkShardFiles(dir: string, shards: readonly ShardEntry[]): Promise<void> {
+  for (const shard of shards) {
+    for (const [file, bytes] of [
+      [shard.images, shard.imageBytes],
+      [shard.labels, shard.labelBytes],
+    ] as const) {
+      const path = join(dir, file);
+      const size = await fileSize(path);
+      if (size === undefined) throw new ShardError(path, 'missing');
+      if (size !== bytes) throw new ShardError(path, `is ${size} bytes, index.json says ${bytes}`);
+    }
+  }
+}
+
 /** Reads exactly `length` bytes of `path` into `target` (a view into the data set's array). */
 async function readInto(path: string, target: Uint8Array, hash: ReturnType<typeof createHash> | undefined): Promise<void> {
   const handle = await open(path, 'r');
@@ -159,17 +177,7 @@ export async function readImageShards(dir: string, options: ReadShardsOptions = 
   }
   const selected = index.shards.slice(start, end);
   const verify = options.verify ?? 'sha256';
-  for (const shard of selected) {
-    for (const [file, bytes] of [
-      [shard.images, shard.imageBytes],
-      [shard.labels, shard.labelBytes],
-    ] as const) {
-      const path = join(dir, file);
-      const size = await fileSize(path);
-      if (size === undefined) throw new ShardError(path, 'missing');
-      if (size !== bytes) throw new ShardError(path, `is ${size} bytes, index.json says ${bytes}`);
-    }
-  }
+  await checkShardFiles(dir, selected);
   const perImage = index.height * index.width * index.channels;
   const count = selected.reduce((sum, shard) => sum + shard.count, 0);
   const images = new Uint8Array(count * perImage);

@@ -69,7 +69,7 @@ export function parseDatasetSpec(spec: string | DatasetSpec): ResolvedDatasetSpe
 }
 
 /** The shard directory of an imagenet split: <dir>/train | <dir>/val (or <dir>/test) | <dir>. */
-async function imagenetSplitDir(dir: string, split: 'train' | 'test'): Promise<string> {
+export async function imagenetSplitDir(dir: string, split: 'train' | 'test'): Promise<string> {
   const candidates = split === 'train' ? [join(dir, 'train'), dir] : [join(dir, 'val'), join(dir, 'test')];
   for (const candidate of candidates) {
     if ((await fileSize(join(candidate, SHARD_INDEX_FILE))) !== undefined) return candidate;

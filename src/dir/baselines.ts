@@ -168,7 +168,7 @@ function bisectKeepFraction(
  */
 export function uniformL1Masks(model: tf.LayersModel, analysis: ChannelAnalysis, target: BaselineTarget, options: MaskBaselineOptions = {}): BaselineMasks {
   const chosen = baselineGroups(analysis, options.groupIds);
-  const importance = channelImportance(model, analysis, { norm: 'l1', groups: chosen.map((g) => g.id) });
+  const importance = channelImportance(model, analysis, { criterion: 'l1', groups: chosen.map((g) => g.id) });
   const groups = chosen.map((g) => {
     const scores = importance[g.id];
     // Most important first; ties by channel index so the masks are reproducible.

@@ -53,7 +53,6 @@ import {
 import type { ArchivePoint, Nsga2Config, Problem, SearchState, StopReason } from '../emo/index.ts';
 import { analyzeChannels, genomeSlots } from '../model/groups.ts';
 import type { ChannelAnalysis, GenomeSlot } from '../model/groups.ts';
-import { channelImportance } from '../model/importance.ts';
 import type { RunSpec } from '../schema/spec.ts';
 import { parseCheckpointGeneration, runKeys } from '../store/keys.ts';
 import type { SubnetKeys } from '../store/keys.ts';
@@ -65,6 +64,7 @@ import type { CandidateEvaluator, CandidateSettings } from './candidate.ts';
 import { findSubnetwork } from './divide.ts';
 import type { Division, SubnetworkSpec } from './divide.ts';
 import { computeBoundaryFeatures, drawSearchSubsets, ensureBoundaryFeatures } from './features.ts';
+import { subnetworkImportance } from './search-importance.ts';
 import type { BoundaryFeatures } from './features.ts';
 import { createPruningProblem } from './search-problem.ts';
 import type { CostObjective } from './search-problem.ts';
@@ -201,7 +201,15 @@ export async function prepareSubnetworkSearch(options: PrepareSearchOptions): Pr
     const analysis = analyzeChannels(subnetModel, { pruneResidual: division.pruneResidual });
     checkSubnetworkGroups(fullAnalysis, division, subnet.id, analysis);
     const slots = genomeSlots(analysis, subnet.groupIds);
-    const importance = channelImportance(subnetModel, analysis, { groups: subnet.groupIds, norm: 'l1' });
+    const importance = subnetworkImportance({
+      subnetModel,
+      tail,
+      analysis,
+      groups: subnet.groupIds,
+      features,
+      criterion: spec.search.importance,
+      batchSize: spec.search.recoveryBatchSize,
+    });
     const evaluator = createCandidateEvaluator({
       originalSubnet: subnetModel,
       tail,

@@ -110,7 +110,8 @@ function applyRange(
       return tensor;
     });
     const layer = model.getLayer(node.name);
-    const applied = layer.apply(node.className === 'Add' || node.className === 'Concatenate' ? inputs : inputs[0]);
+    // Merge layers take a list; every other layer a single tensor.
+    const applied = layer.apply(inputs.length === 1 ? inputs[0] : inputs);
     if (Array.isArray(applied) || !(applied instanceof tf.SymbolicTensor)) {
       throw new SubnetworkError(`layer '${node.name}' (${node.className}) did not return one symbolic tensor when re-applied`);
     }
@@ -188,11 +189,20 @@ export function pruneSubnetwork(subModel: tf.LayersModel, masks: GroupMasks, opt
   }
 }
 
-function memberSet(group: ChannelGroup): string {
+/** The group's members and where its channels sit in each of their tensors (the segments naming it). */
+function memberSet(group: ChannelGroup, analysis: ChannelAnalysis): string {
+  const placement = (layer: string, side: 'in' | 'out'): string => {
+    const channels = analysis.layers.find((l) => l.name === layer)!;
+    const layouts = side === 'out' ? [channels.output] : channels.inputs;
+    return layouts
+      .flatMap((layout) => layout.segments.filter((s) => s.group === group.id))
+      .map((s) => `${s.offset}:${s.start}+${s.channels}${s.repeat ? `x${s.repeat}` : ''}`)
+      .join(',');
+  };
   return [
-    group.producers.map((m) => `${m.layer}@${m.offset}`).join(','),
-    group.passThrough.map((m) => `${m.layer}@${m.offset}`).join(','),
-    group.consumers.map((m) => `${m.layer}@${m.offset}`).join(','),
+    group.producers.map((m) => `${m.layer}@${placement(m.layer, 'out')}`).join(','),
+    group.passThrough.map((m) => `${m.layer}@${placement(m.layer, 'out')}`).join(','),
+    group.consumers.map((m) => `${m.layer}@${placement(m.layer, 'in')}`).join(','),
   ].join(' | ');
 }
 
@@ -218,7 +228,7 @@ export function checkSubnetworkGroups(
           `(its groups: ${[...subGroups.keys()].join(', ')})`,
       );
     }
-    if (sub.channels !== full.channels || memberSet(sub) !== memberSet(full) || sub.boundary !== null) {
+    if (sub.channels !== full.channels || memberSet(sub, subAnalysis) !== memberSet(full, fullAnalysis) || sub.boundary !== null) {
       throw new SubnetworkError(
         `sub-network ${spec.id}: group '${id}' differs between the full model and '${subAnalysis.graph.name}': ` +
           `${full.channels} ch [${groupLayers(full).join(', ')}] vs ${sub.channels} ch [${groupLayers(sub).join(', ')}]` +

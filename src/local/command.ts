@@ -15,13 +15,15 @@ import { parseArgs } from 'node:util';
 import { parseStoreLocation, openStore } from '../store/index.ts';
 import { FileStore } from '../store/file-store.ts';
 import { containerEnvironment } from './docker-jobs.ts';
+import { previewPlan } from './plan-preview.ts';
+import { writePlan } from './plan-text.ts';
 import { resumeLocal } from './resume.ts';
 import { assertValidName, runKeys } from '../store/keys.ts';
 import { getJson, type ObjectStore } from '../store/object-store.ts';
 import { runLocal, type HandlerContext, type LocalHandlers, type RunLocalOptions, type RunLocalResult } from './run.ts';
 
 export const RUN_SUMMARY =
-  'run <spec.json> [--store DIR|s3://B/P] [--endpoint URL] [--jobs local|docker] [--workers N] [--json] [--quiet]   run the workflow on this machine';
+  'run <spec.json> [--store DIR|s3://B/P] [--endpoint URL] [--jobs local|docker] [--workers N] [--json] [--quiet] [--dry-run]   run the workflow on this machine';
 export const RESUME_SUMMARY =
   'resume <runId> [--store DIR|s3://B/P] [--endpoint URL] [--jobs local|docker] [--workers N] [--json]   continue a stopped or failed local run';
 
@@ -34,7 +36,9 @@ const COMMON_OPTIONS = `  --store LOC            the store: a directory (default
   --json                 print one JSON object with the result on stdout
   --quiet                only job ends, retries and failures on stderr
 `;
-const USAGE = `usage: emo-dir run <spec.json> [options]\n${COMMON_OPTIONS}`;
+const USAGE = `usage: emo-dir run <spec.json> [options]
+${COMMON_OPTIONS}  --dry-run              check the spec and print the plan and its estimate (as \`emo-dir plan\`); run nothing
+`;
 const RESUME_USAGE = `usage: emo-dir resume <runId> [options]
   Runs the workflow again on the run's stored spec (runs/<runId>/spec.json): finished fronts and
   metrics are kept (writes are create-only) and searches continue from their checkpoints.
@@ -122,6 +126,10 @@ export function describeRunFailure(result: Pick<RunLocalResult, 'runId' | 'store
   // The run reads a copy of a local model: say which directory the store's copy came from.
   const copy = `${runKeys(result.runId).prefix}model/`;
   if (result.modelSource !== undefined && message.includes(copy)) message += `\n  (${copy} is the run's copy of ${result.modelSource})`;
+  // Plan refused the spec: no job ran. Resuming re-reads the stored spec, so it only helps when files were missing.
+  if (result.error.Error === 'PlanError') {
+    return `run ${result.runId} ${result.status}: ${message}\n  no job was started; fix the spec and run it again (under another runId if it sets one), or, if only files were missing, ${resume}`;
+  }
   const retryable = result.status === 'FAILED' || result.status === 'TIMED_OUT';
   return `run ${result.runId} ${result.status}: ${message}${retryable ? `\n  after fixing the cause, ${resume}` : ''}`;
 }
@@ -148,6 +156,7 @@ const COMMAND_OPTIONS = {
   image: { type: 'string' },
   json: { type: 'boolean', default: false },
   quiet: { type: 'boolean', default: false },
+  'dry-run': { type: 'boolean', default: false },
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
 
@@ -187,6 +196,16 @@ async function checkStoreReachable(store: ObjectStore, endpoint: string | undefi
   }
 }
 
+/** `run --dry-run`: the plan and its estimate (plan-preview.ts), nothing started or written. */
+async function dryRun(specPath: string, store: ObjectStore, json: boolean, out: (text: string) => void, err: (text: string) => void): Promise<number> {
+  try {
+    return writePlan(await previewPlan({ specPath, store }), json, out);
+  } catch (error) {
+    err(`emo-dir run: ${(error as Error).message}\n`);
+    return 1;
+  }
+}
+
 export async function executeCommand(name: 'run' | 'resume', argv: string[], deps: RunCommandDependencies): Promise<number> {
   const out = deps.out ?? ((text) => process.stdout.write(text));
   const err = deps.err ?? ((text) => process.stderr.write(text));
@@ -219,10 +238,12 @@ export async function executeCommand(name: 'run' | 'resume', argv: string[], dep
       throw new Error('--jobs docker needs an s3:// --store (the worker containers cannot see a local directory); e.g. --store s3://emo-dir/local --endpoint http://localhost:4566');
     }
     if (name === 'resume') assertValidName('run id', positionals[0]);
+    if (values['dry-run'] === true && name !== 'run') throw new Error('--dry-run is for emo-dir run (a resumed run was planned already)');
   } catch (error) {
     err(`emo-dir ${name}: ${(error as Error).message}\n`);
     return 2;
   }
+  if (values['dry-run'] === true) return dryRun(positionals[0], store, values.json === true, out, err);
 
   const signals = deps.signals ?? process;
   const controller = new AbortController();

@@ -10,23 +10,23 @@
  */
 import { writeReport } from '../report/build.ts';
 import { timed, uncoveredMs, type Interval } from './timing.ts';
-import { cp, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { isDeepStrictEqual } from 'node:util';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadDefinition, type Substitutions } from '../../statemachine/definition.ts';
 import { timestampRunId } from '../cloud/names.ts';
+import { classifyModelReference, ModelReferenceError } from '../model/reference.ts';
 import { engineInfo, initEngine } from '../engine/backend.ts';
 import { convertOnnxToStore } from '../model/onnx/convert.ts';
-import { isOnnxRef } from '../model/onnx/read.ts';
-import { executionInputSchema } from '../schema/messages.ts';
-import { runSpecSchema } from '../schema/spec.ts';
+import { executionInputSchema, type FieldIssue, type RunStatusRecord } from '../schema/messages.ts';
+import { runSpecSchema, type RunSpec } from '../schema/spec.ts';
 import { isSweepSpec } from '../schema/sweep.ts';
 import { parseWith } from '../schema/validate.ts';
 import { FileStore } from '../store/file-store.ts';
 import { runKeys } from '../store/keys.ts';
-import { isLocalPath, isModelDirectory, localPath, uploadDirectory } from '../store/model-dir.ts';
-import type { ObjectStore } from '../store/object-store.ts';
+import { checkModelDirectory, localPath, ModelDirectoryError, uploadDirectory } from '../store/model-dir.ts';
+import { putJson, type ObjectStore } from '../store/object-store.ts';
 import { RunIdTakenError, sameBytes, writeOnce } from '../store/write-once.ts';
 import { LOCAL_ARNS, runStateMachineLocally, type ExecutionStatus, type LambdaFunction } from './embedded-runner.ts';
 import { DockerJobRunner, type DockerJobRunnerOptions } from './docker-jobs.ts';
@@ -134,12 +134,18 @@ export async function runLocal(options: RunLocalOptions): Promise<RunLocalResult
     throw new Error(`${source}: a sweep spec (with "models") cannot run locally as one run; run each model's spec, or submit the sweep`);
   }
   const parsed = parseWith(runSpecSchema, rawSpec, source);
-  const baseDir = options.specPath === undefined ? process.cwd() : dirname(resolve(options.specPath));
-  // `./model` next to the spec names the run after its folder (`fmnist-resnet-...`), not `model-...`.
-  const nameSource = (parsed.model.startsWith('.') ? resolve(baseDir, parsed.model) : parsed.model).replace(/\.onnx$/i, '');
-  const runId = parsed.runId ?? timestampRunId(nameSource, options.now ?? new Date());
+  const baseDir = specBaseDir(options.specPath);
+  const runId = runIdOf(parsed, baseDir, options.now ?? new Date());
   const store = options.store ?? new FileStore(options.storeDir ?? '.emo-dir');
-  const { model, modelSource } = await resolveLocalModel(parsed.model, runId, store, baseDir, source);
+  let model: string;
+  let modelSource: string | undefined;
+  try {
+    ({ model, modelSource } = await resolveLocalModel(parsed.model, runId, store, baseDir));
+  } catch (error) {
+    if (!(error instanceof ModelReferenceError || error instanceof ModelDirectoryError)) throw error;
+    await recordRejected(store, runId, source, { path: 'model', message: error.message });
+    throw new Error(`${source}: field model: ${error.message}`, { cause: error });
+  }
   const specKey = runKeys(runId).spec;
   await writeSpecOnce(store, specKey, `${JSON.stringify({ ...parsed, runId, model }, null, 2)}\n`);
 
@@ -252,7 +258,20 @@ export async function runLocal(options: RunLocalOptions): Promise<RunLocalResult
   }
 }
 
-async function readSpecFile(specPath: string | undefined): Promise<unknown> {
+/** The directory a spec's relative paths are relative to: the spec file's (the working directory without one). */
+export function specBaseDir(specPath: string | undefined): string {
+  return specPath === undefined ? process.cwd() : dirname(resolve(specPath));
+}
+
+/** The spec's runId, else `<model name>-<UTC timestamp>`. */
+export function runIdOf(spec: RunSpec, baseDir: string, now: Date): string {
+  // `./model` next to the spec names the run after its folder (`fmnist-resnet-...`), not `model-...`.
+  // `./model.onnx` names it after its folder as well.
+  const nameSource = (spec.model.startsWith('.') ? resolve(baseDir, spec.model) : spec.model).replace(/\.onnx$/i, '');
+  return spec.runId ?? timestampRunId(nameSource, now);
+}
+
+export async function readSpecFile(specPath: string | undefined): Promise<unknown> {
   if (specPath === undefined) throw new Error('runLocal needs a spec or a specPath');
   const text = await readFile(specPath, 'utf8');
   try {
@@ -286,36 +305,45 @@ function safeJson(text: string): unknown {
 }
 
 /**
- * A spec's model as the pipeline reads it: `zoo:<name>` and store prefixes stay as they are; a
- * local directory (absolute, or starting with `.`, `~` or `file:`, as for `emo-dir submit`) is
- * copied to `runs/<runId>/model/`, and a local `.onnx` file is imported and saved there, so the
- * run reads its model from the store as in the cloud.
+ * A spec's model as the pipeline reads it (src/model/reference.ts lists the forms): `zoo:<name>`
+ * and store prefixes stay as they are (Plan checks them); a local directory is copied by content
+ * to `runs/<runId>/model/` (model-dir.ts: symlinks followed, cycles refused), and a local `.onnx`
+ * file is imported and saved there, so the run reads its model from the store as in the cloud. A reference in no accepted form is refused here, with
+ * the forms, before anything is written.
  */
-async function resolveLocalModel(
-  ref: string,
-  runId: string,
-  store: ObjectStore,
-  baseDir: string,
-  source: string,
-): Promise<{ model: string; modelSource?: string }> {
-  if (!isLocalPath(ref)) return { model: ref };
-  const dir = localPath(ref, baseDir);
-  if (isOnnxRef(dir)) {
+async function resolveLocalModel(ref: string, runId: string, store: ObjectStore, baseDir: string): Promise<{ model: string; modelSource?: string }> {
+  const kind = classifyModelReference(ref).kind;
+  if (kind === 'onnx-file') {
     // Imported once here; the steps read the converted model from the store (it remembers its ONNX origin).
+    const file = localPath(ref, baseDir);
     const prefix = `${runKeys(runId).prefix}model/`;
     if (engineInfo() === undefined) await initEngine(process.env.EMO_DIR_BACKEND ? {} : { backend: 'cpu' });
-    await convertOnnxToStore(dir, store, prefix);
-    return { model: prefix, modelSource: dir };
+    await convertOnnxToStore(file, store, prefix);
+    return { model: prefix, modelSource: file };
   }
-  if (!(await isModelDirectory(dir))) throw new Error(`${source}: field model: ${dir} is not a directory holding model.json`);
+  if (kind !== 'directory') return { model: ref };
+  const dir = await checkModelDirectory(localPath(ref, baseDir));
   const prefix = `${runKeys(runId).prefix}model/`;
-  if (!(await store.exists(`${prefix}model.json`))) {
-    if (store instanceof FileStore) {
-      // A plain copy: large weights need no read into memory.
-      await cp(dir, join(store.root, ...prefix.split('/').filter(Boolean)), { recursive: true, errorOnExist: false, force: false });
-    } else {
-      await uploadDirectory(store, dir, prefix);
-    }
-  }
+  if (!(await store.exists(`${prefix}model.json`))) await uploadDirectory(store, dir, prefix);
   return { model: prefix, modelSource: dir };
+}
+
+/**
+ * `runs/<runId>/status.json` for a run refused before its execution started (its model cannot be
+ * read), as the registry trigger records a refused upload. Only for a run id that names no run
+ * yet: an existing spec means the id is another run's (or this run's, being resumed), whose
+ * record is not ours to replace.
+ */
+async function recordRejected(store: ObjectStore, runId: string, source: string, issue: FieldIssue): Promise<void> {
+  const keys = runKeys(runId);
+  if (await store.exists(keys.spec)) return;
+  const record: RunStatusRecord = {
+    runId,
+    state: 'rejected',
+    at: new Date().toISOString(),
+    message: `${source}: field ${issue.path}: ${issue.message}`,
+    source,
+    issues: [issue],
+  };
+  await putJson(store, keys.status, record);
 }

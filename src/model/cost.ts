@@ -4,20 +4,24 @@
  * tensors are made of (consumers' input channels included).
  *
  * Conventions (the usual ones of pruning papers, so published numbers match):
- * - MACs are multiply-accumulates of the weighted layers only, for one input image:
- *   Conv2D   Kh*Kw*Cin*Cout*Hout*Wout
- *   Depthwise Kh*Kw*C*Hout*Wout
- *   Dense    In*Out (times the positions when applied to a map)
- *   Bias adds, BatchNormalization, activations, Add, pooling, padding: 0 MACs (they are listed
- *   with 0 so every layer stays reportable). "FLOPs" in papers that report ResNet-56 at 125M and
+ * - MACs are multiply-accumulates of the weighted layers only, for one input image (each layer
+ *   kind's `cost`, `kinds/`):
+ *   Conv2D          Kh*Kw*Cin*Cout*Hout*Wout
+ *   Depthwise       Kh*Kw*Cout*Hout*Wout (Cout = C * depthMultiplier)
+ *   SeparableConv2D (Kh*Kw*Cin*m + Cin*m*Cout)*Hout*Wout
+ *   Conv2DTranspose Kh*Kw*Cin*Cout*Hin*Win
+ *   Dense           In*Out (times the positions when applied to a map)
+ *   Bias adds, normalisation, activations, merges, pooling, padding, resizing: 0 MACs (they are
+ *   listed with 0 so every layer stays reportable). "FLOPs" in papers that report ResNet-56 at 125M and
  *   ResNet-50 at 4.1G are these MACs.
  * - Params count every weight the tfjs model stores: kernels, biases, and 4 per channel for
  *   BatchNormalization (gamma, beta, moving mean, moving variance, as Keras' model.summary() does;
  *   PyTorch counts only gamma and beta, a difference of well under 1% for ResNets).
  */
-import { findGroup, keptChannels } from './groups.ts';
+import { findGroup } from './groups.ts';
 import type { ChannelAnalysis, ChannelLayout, GroupMasks, LayerChannels } from './groups.ts';
 import type { GraphNode, Shape } from './graph.ts';
+import { layerKind } from './kinds/index.ts';
 
 export interface LayerCost {
   readonly name: string;
@@ -38,66 +42,42 @@ export interface CostReport {
   readonly params: number;
 }
 
-function spatialPositions(shape: Shape): number {
-  // Every axis between batch and channels (H*W for NHWC maps; 1 for vectors).
-  let positions = 1;
-  for (let i = 1; i < shape.length - 1; i++) positions *= shape[i] ?? 1;
-  return positions;
+/** Kept channels of each group over ranges: prefix counts of every mask (computed once per call). */
+type KeptPrefix = ReadonlyMap<string, Int32Array>;
+
+function keptPrefix(masks: GroupMasks): KeptPrefix {
+  const prefix = new Map<string, Int32Array>();
+  for (const [id, mask] of Object.entries(masks)) {
+    const counts = new Int32Array(mask.length + 1);
+    for (let i = 0; i < mask.length; i++) counts[i + 1] = counts[i] + (mask[i] ? 1 : 0);
+    prefix.set(id, counts);
+  }
+  return prefix;
 }
 
-function bnWeightsPerChannel(node: GraphNode): number {
-  return (node.config.scale === false ? 0 : 1) + (node.config.center === false ? 0 : 1) + 2;
-}
-
-/** Width of a tensor's last axis after pruning, from per-group kept counts (computed once per call). */
-function widthOf(layout: ChannelLayout, kept: ReadonlyMap<string, number>): number {
+/** Width of a tensor's last axis after pruning. */
+function widthOf(layout: ChannelLayout, kept: KeptPrefix): number {
   let channels = 0;
-  for (const segment of layout.segments) channels += kept.get(segment.group)!;
+  for (const s of layout.segments) {
+    const counts = kept.get(s.group);
+    const keptChannels = counts ? counts[s.start + s.channels] - counts[s.start] : s.channels;
+    channels += keptChannels * (s.repeat ?? 1);
+  }
   return layout.kind === 'flatten' ? channels * layout.spatial : channels;
 }
 
-function layerCost(node: GraphNode, channels: LayerChannels, kept: ReadonlyMap<string, number>): LayerCost {
+function layerCost(node: GraphNode, channels: LayerChannels, kept: KeptPrefix): LayerCost {
   const outChannels = widthOf(channels.output, kept);
-  const inChannels = channels.inputs.length > 0 ? widthOf(channels.inputs[0], kept) : null;
+  const inputs = channels.inputs.map((layout) => widthOf(layout, kept));
   const outputShape = [...node.outputShape.slice(0, -1), outChannels];
-  const positions = spatialPositions(node.outputShape);
-  const bias = node.config.useBias === false ? 0 : 1;
-  let macs = 0;
-  let params = 0;
-  switch (node.className) {
-    case 'Conv2D': {
-      const [kh, kw] = node.config.kernelSize ?? [1, 1];
-      const weights = kh * kw * (inChannels ?? 0) * outChannels;
-      macs = weights * positions;
-      params = weights + bias * outChannels;
-      break;
-    }
-    case 'DepthwiseConv2D': {
-      const [kh, kw] = node.config.kernelSize ?? [1, 1];
-      const weights = kh * kw * outChannels;
-      macs = weights * positions;
-      params = weights + bias * outChannels;
-      break;
-    }
-    case 'Dense': {
-      const weights = (inChannels ?? 0) * outChannels;
-      macs = weights * positions;
-      params = weights + bias * outChannels;
-      break;
-    }
-    case 'BatchNormalization':
-      params = bnWeightsPerChannel(node) * outChannels;
-      break;
-    default:
-      break;
-  }
-  return { name: node.name, className: node.className, outputShape, inChannels, outChannels, macs, params };
+  const cost = layerKind(node.className)?.cost?.(node, { inputs, output: outChannels }) ?? { macs: 0, params: 0 };
+  return { name: node.name, className: node.className, outputShape, inChannels: inputs[0] ?? null, outChannels, ...cost };
 }
 
 /** MACs and params per layer and in total, for `masks` (default: the unpruned model). */
 export function countCost(analysis: ChannelAnalysis, masks: GroupMasks = {}): CostReport {
   for (const id of Object.keys(masks)) findGroup(analysis, id);
-  const kept = new Map(analysis.groups.map((g) => [g.id, keptChannels(g, masks)]));
+  const kept = keptPrefix(masks);
   const layers = analysis.graph.nodes.map((node, i) => layerCost(node, analysis.layers[i], kept));
   let macs = 0;
   let params = 0;

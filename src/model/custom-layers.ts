@@ -161,6 +161,22 @@ for (const cls of [HardSigmoid, HardSwish, Clip, Scale, Subtract]) tf.serializat
 /** Class names of the layers above (for the channel analysis and the ONNX import/export). */
 export const CUSTOM_LAYER_CLASSES: readonly string[] = ['HardSigmoid', 'HardSwish', 'Clip', 'Scale', 'Subtract'];
 
+/**
+ * tfjs-layers 4.22 leaves `depthMultiplier` out of SeparableConv2D's config, so such a layer with
+ * a multiplier above 1 neither survives save/load nor a rebuild from its config (the pruner
+ * rebuilds every layer that way). Put it back.
+ */
+function patchSeparableConfig(): void {
+  const probe = tf.layers.separableConv2d({ filters: 1, kernelSize: 1 });
+  const prototype = Object.getPrototypeOf(Object.getPrototypeOf(probe)) as { getConfig(this: { depthMultiplier: number }): tf.serialization.ConfigDict };
+  if ('depthMultiplier' in probe.getConfig()) return;
+  const original = prototype.getConfig;
+  prototype.getConfig = function (this: { depthMultiplier: number }) {
+    return { ...original.call(this), depthMultiplier: this.depthMultiplier };
+  };
+}
+patchSeparableConfig();
+
 // ---------------------------------------------------------------------------------------------
 // Appended for the ONNX import (src/model/onnx/): layers PyTorch graphs need that the classes
 // above do not express. Both are weightless and channel-preserving.

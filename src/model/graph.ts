@@ -12,6 +12,8 @@
  * be pruned independently per call.
  */
 import type { tf } from '../engine/backend.ts';
+// Registers the project's layer classes and repairs SeparableConv2D's config (read below).
+import './custom-layers.ts';
 
 type Layer = tf.layers.Layer;
 type SymbolicTensor = tf.SymbolicTensor;
@@ -39,6 +41,10 @@ export interface LayerEssentials {
   readonly center?: boolean;
   readonly scale?: boolean;
   readonly poolSize?: readonly [number, number];
+  /** Reshape's target shape (batch axis excluded; -1 allowed). */
+  readonly targetShape?: readonly number[];
+  /** PReLU's axes sharing one slope (Keras counts from 1, the batch axis being 0). */
+  readonly sharedAxes?: readonly number[];
 }
 
 export interface GraphNode {
@@ -224,6 +230,11 @@ function readPair(config: Config, key: string): readonly [number, number] | unde
   return undefined;
 }
 
+function readNumbers(config: Config, key: string): readonly number[] | undefined {
+  const value = config[key];
+  return Array.isArray(value) && value.every((v) => typeof v === 'number') ? (value as number[]) : undefined;
+}
+
 function readAxis(config: Config): number | readonly number[] | undefined {
   const value = config.axis;
   if (typeof value === 'number') return value;
@@ -249,6 +260,8 @@ function readEssentials(layer: Layer): LayerEssentials {
     center: readBoolean(config, 'center'),
     scale: readBoolean(config, 'scale'),
     poolSize: readPair(config, 'poolSize'),
+    targetShape: readNumbers(config, 'targetShape'),
+    sharedAxes: typeof config.sharedAxes === 'number' ? [config.sharedAxes] : readNumbers(config, 'sharedAxes'),
   };
   for (const key of Object.keys(essentials)) if (essentials[key] === undefined) delete essentials[key];
   return essentials as LayerEssentials;

@@ -1,29 +1,46 @@
 /**
- * Channel groups: which channel dimensions of a model must be pruned together.
+ * Channel groups: which channels of a model must be pruned together (DepGraph's index-level
+ * dependencies).
  *
- * Every Conv2D/Dense output (and every model input) starts a *channel dimension*. Layers that keep
- * channels one-to-one (BatchNormalization, activations, pooling, padding, dropout, depthwise
- * convolution with depthMultiplier 1) pass their input's dimensions through; Add ties (unions) the
- * dimensions of its inputs; Concatenate lays its inputs' dimensions side by side, so its output is
- * made of *segments*; Flatten keeps the segments but changes the layout the next Dense sees
- * (NHWC flatten: row = (h*W + w)*C + c). A union-find over the dimensions gives the groups: one
- * mask per group, applied to every producer's output channels, every pass-through layer's
- * per-channel weights and every consumer's input channels (at the segment's offset).
+ * Channels are tracked one by one. Every producer (Conv2D, Dense, SeparableConv2D, ...) and every
+ * model input creates fresh channels; each layer kind (`kinds/`) says how its output channels
+ * follow from its inputs': carried through (BN, activations, pooling), laid side by side
+ * (Concatenate), repeated (a depthwise multiplier), interleaved with positions (Flatten), or
+ * coupled one by one (Add and the other merges: a concatenation added to a single convolution
+ * couples each concatenated channel with its counterpart; an SE gate couples the excitation's
+ * channels with the gated map's). A union-find over channels gives the *coupled channels* (one
+ * mask bit each); the channels of every layer that shares one are a *group* (one mask per group),
+ * applied to every producer's output channels, every pass-through layer's per-channel weights and
+ * every consumer's input channels, wherever in the tensor the group's channels sit.
  *
  * The result is plain data (JSON-serialisable): `ChannelAnalysis.groups` for the search, the
  * report and `emo-dir inspect`; `ChannelAnalysis.layers` (each layer's input/output channel
- * layout in terms of groups) for the pruner and the cost model.
+ * layout in terms of groups) for the pruner, the cost model and importance.
  */
 import type { tf } from '../engine/backend.ts';
 import { buildGraph } from './graph.ts';
-import type { GraphNode, ModelGraph, Shape } from './graph.ts';
+import type { GraphNode, ModelGraph } from './graph.ts';
+import { layerKind, refusalReason, SUPPORTED_CLASSES } from './kinds/index.ts';
+import { ChannelAnalysisError, describe, lastDim } from './kinds/kind.ts';
+import type { FlowContext, FlowLayout } from './kinds/kind.ts';
 
-/** A run of channels of one group inside a tensor's channel axis. */
+export { ChannelAnalysisError, SUPPORTED_CLASSES };
+
+/**
+ * A run of a tensor's channel axis holding consecutive channels of one group: positions
+ * `offset .. offset + channels*repeat - 1`, position `offset + i*repeat + j` (j < repeat) holding
+ * the group's channel `start + i`. `repeat` > 1 only behind a depthwise multiplier.
+ */
 export interface ChannelSegment {
   readonly group: string;
-  /** First channel of the segment in the tensor's channel axis. */
+  /** First position of the run in the tensor's channel axis. */
   readonly offset: number;
+  /** The group channel at that position. */
+  readonly start: number;
+  /** Group channels in the run. */
   readonly channels: number;
+  /** Positions per group channel (absent = 1). */
+  readonly repeat?: number;
 }
 
 /**
@@ -41,34 +58,32 @@ export type ChannelLayout =
       readonly segments: readonly ChannelSegment[];
     };
 
-/** A layer's part in a group. */
+/** A layer's part in a group (where the group's channels sit in it: its layouts, `ChannelAnalysis.layers`). */
 export interface GroupMember {
   readonly layer: string;
   readonly className: string;
-  /** Where the group's channels start in the layer's (input for consumers, output otherwise) channel axis. */
-  readonly offset: number;
-  /** For consumers behind a Flatten: the number of spatial positions interleaved with channels. */
-  readonly spatial?: number;
 }
 
 export interface ChannelGroup {
   /** Stable, readable: the first producing layer's name (topological order); an input layer's name for input channels. */
   readonly id: string;
+  /** Coupled channels of the group: the mask length. */
   readonly channels: number;
-  /** True when the group is tied to another dimension through an Add (a residual stream). */
+  /** True when channels of the group are tied through a sum of streams (Add...): a residual stream. */
   readonly residual: boolean;
-  /** Whether the search may prune this group (false for input, output, and residual groups unless `pruneResidual`). */
+  /** Whether the search may prune this group (false for input, output, one-channel, and residual groups unless `pruneResidual`). */
   readonly prunable: boolean;
   /** Set when the group is the model's input channels or its output (logits): never prunable, not even physically. */
   readonly boundary: 'input' | 'output' | null;
-  /** Layers whose output channels (kernel output axis, bias) are cut: Conv2D, Dense. */
+  /** Layers whose output channels (kernel columns, bias) are cut: Conv2D, Dense, SeparableConv2D, Conv2DTranspose. */
   readonly producers: readonly GroupMember[];
   /**
-   * Layers that carry the channels through: BatchNormalization and DepthwiseConv2D (their
-   * per-channel weights are cut) and weightless ones (activations, pooling, Add, Concatenate, Flatten, ...).
+   * Layers that carry the channels through: BatchNormalization, DepthwiseConv2D, PReLU,
+   * LayerNormalization (their per-channel weights are cut) and weightless ones (activations,
+   * pooling, merges, Concatenate, Flatten, Reshape, ...).
    */
   readonly passThrough: readonly GroupMember[];
-  /** Layers whose input channels are cut (kernel input axis / dense rows): Conv2D, Dense. */
+  /** Layers whose input channels are cut (kernel rows): the producers reading the group. */
   readonly consumers: readonly GroupMember[];
 }
 
@@ -82,7 +97,7 @@ export interface LayerChannels {
 
 export interface ChannelAnalysis {
   readonly graph: ModelGraph;
-  /** Topological order (by the first layer creating one of the group's dimensions). */
+  /** Topological order (by the first layer creating one of the group's channels). */
   readonly groups: readonly ChannelGroup[];
   /** Same order as `graph.nodes`. */
   readonly layers: readonly LayerChannels[];
@@ -90,137 +105,90 @@ export interface ChannelAnalysis {
 }
 
 export interface AnalyzeOptions {
-  /** Let the search prune groups tied through an Add (residual streams). Default false. */
+  /** Let the search prune groups tied through a sum of streams (residual streams). Default false. */
   readonly pruneResidual?: boolean;
 }
 
 /** Per group id, one byte per channel: 1 keeps the channel, 0 removes it. A missing group keeps all. */
 export type GroupMasks = Readonly<Record<string, Uint8Array>>;
 
-export class ChannelAnalysisError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ChannelAnalysisError';
-  }
-}
+// ---- union-find over channels ----
 
-/** Layer classes whose output channels are a new dimension and whose input channels are cut. */
-export const PRODUCER_CLASSES: ReadonlySet<string> = new Set(['Conv2D', 'Dense']);
-/** Channel-preserving layers with per-channel weights. */
-export const WEIGHTED_PASS_THROUGH_CLASSES: ReadonlySet<string> = new Set(['BatchNormalization', 'DepthwiseConv2D']);
-/** Channel-preserving layers without weights; any tensor layout. */
-const ELEMENTWISE_CLASSES: ReadonlySet<string> = new Set([
-  'Activation', 'ReLU', 'LeakyReLU', 'ELU', 'Softmax', 'ThresholdedReLU',
-  'Dropout', 'AlphaDropout', 'GaussianDropout', 'GaussianNoise',
-]);
-/** Channel-preserving layers on NHWC maps. */
-const SPATIAL_CLASSES: ReadonlySet<string> = new Set(['MaxPooling2D', 'AveragePooling2D', 'ZeroPadding2D']);
-const GLOBAL_POOL_CLASSES: ReadonlySet<string> = new Set(['GlobalAveragePooling2D', 'GlobalMaxPooling2D']);
-/** Every layer class the analysis understands. */
-export const SUPPORTED_CLASSES: ReadonlySet<string> = new Set([
-  'InputLayer', 'Add', 'Concatenate', 'Flatten',
-  ...PRODUCER_CLASSES, ...WEIGHTED_PASS_THROUGH_CLASSES, ...ELEMENTWISE_CLASSES, ...SPATIAL_CLASSES, ...GLOBAL_POOL_CLASSES,
-]);
-
-// ---- union-find over channel dimensions ----
-
-interface Dimension {
-  readonly channels: number;
-  /** The layer that created it (a producer or an input layer). */
-  readonly creator: string;
-  readonly fromInput: boolean;
-}
-
-class DimensionSets {
-  readonly dims: Dimension[] = [];
+class ChannelSets implements FlowContext {
+  /** Per channel id: the layer that created it (index into `creators`) and whether it is a model input's. */
+  readonly creatorOf: number[] = [];
+  readonly creators: { name: string; fromInput: boolean }[] = [];
   private readonly parent: number[] = [];
-  private readonly residual: boolean[] = [];
+  private readonly stream: boolean[] = [];
+  private current: { name: string; fromInput: boolean } | undefined;
 
-  create(dim: Dimension): number {
-    this.dims.push(dim);
-    this.parent.push(this.parent.length);
-    this.residual.push(false);
-    return this.parent.length - 1;
+  /** The layer whose `flow` runs now: new channels are its. */
+  begin(node: GraphNode, fromInput: boolean): void {
+    this.current = { name: node.name, fromInput };
   }
 
-  find(d: number): number {
-    let root = d;
+  newChannels(count: number): Int32Array {
+    if (!this.current) throw new Error('newChannels outside a layer');
+    if (this.creators.at(-1) !== this.current) this.creators.push(this.current);
+    const creator = this.creators.length - 1;
+    const ids = new Int32Array(count);
+    for (let i = 0; i < count; i++) {
+      ids[i] = this.parent.length;
+      this.parent.push(this.parent.length);
+      this.stream.push(false);
+      this.creatorOf.push(creator);
+    }
+    return ids;
+  }
+
+  find(id: number): number {
+    let root = id;
     while (this.parent[root] !== root) root = this.parent[root];
-    while (this.parent[d] !== root) {
-      const next = this.parent[d];
-      this.parent[d] = root;
-      d = next;
+    while (this.parent[id] !== root) {
+      const next = this.parent[id];
+      this.parent[id] = root;
+      id = next;
     }
     return root;
   }
 
-  /** Ties two dimensions through an Add; the earlier-created root wins so roots stay in topological order. */
-  unionResidual(a: number, b: number): void {
+  /** The smaller id stays root, so a component's root is its first-created channel. */
+  couple(a: number, b: number, stream: boolean): void {
     const ra = this.find(a);
     const rb = this.find(b);
     const root = Math.min(ra, rb);
     const child = Math.max(ra, rb);
     this.parent[child] = root;
-    this.residual[root] = true;
+    this.stream[root] = this.stream[root] || this.stream[child] || stream;
   }
 
-  isResidual(d: number): boolean {
-    return this.residual[this.find(d)];
+  isStream(root: number): boolean {
+    return this.stream[root];
   }
-}
 
-/** A layout before group ids are known: segments name dimensions. */
-interface RawSegment {
-  dim: number;
-  offset: number;
-  channels: number;
-}
-type RawLayout =
-  | { kind: 'channels'; channels: number; segments: RawSegment[] }
-  | { kind: 'flatten'; channels: number; spatial: number; segments: RawSegment[] };
-
-function describe(node: GraphNode): string {
-  return `layer '${node.name}' (${node.className})`;
-}
-
-function lastDim(shape: Shape, node: GraphNode): number {
-  const last = shape[shape.length - 1];
-  if (typeof last !== 'number') {
-    throw new ChannelAnalysisError(`${describe(node)}: channel dimension of shape [${shape.join(', ')}] is unknown`);
-  }
-  return last;
-}
-
-function requireRank4(node: GraphNode, layout: RawLayout, shape: Shape): void {
-  if (layout.kind !== 'channels' || shape.length !== 4) {
-    throw new ChannelAnalysisError(
-      `${describe(node)} needs an NHWC feature map as input, got shape [${shape.join(', ')}]` +
-        (layout.kind === 'flatten' ? ' (after Flatten)' : ''),
-    );
+  get size(): number {
+    return this.parent.length;
   }
 }
 
-function requireChannelsLast(node: GraphNode): void {
-  const format = node.config.dataFormat;
-  if (format !== undefined && format !== 'channelsLast') {
-    throw new ChannelAnalysisError(`${describe(node)}: dataFormat '${format}' is not supported (channelsLast only)`);
-  }
-}
-
-/** True when `axis` (possibly negative, possibly a one-element list) is the last axis of a rank-`rank` tensor. */
-function isLastAxis(axis: number | readonly number[] | undefined, rank: number): boolean {
-  const value = Array.isArray(axis) ? (axis.length === 1 ? axis[0] : undefined) : axis;
-  return value === -1 || value === rank - 1;
-}
-
-function sameSegmentation(a: RawLayout, b: RawLayout): boolean {
-  if (a.kind !== b.kind || a.channels !== b.channels || a.segments.length !== b.segments.length) return false;
-  if (a.kind === 'flatten' && b.kind === 'flatten' && a.spatial !== b.spatial) return false;
-  return a.segments.every((s, i) => s.offset === b.segments[i].offset && s.channels === b.segments[i].channels);
-}
-
-function singleDimLayout(dim: number, channels: number): RawLayout {
-  return { kind: 'channels', channels, segments: [{ dim, offset: 0, channels }] };
+/** Minimal union-find over small integers (the creators, to gather groups). */
+function unionFind(size: number): { find(i: number): number; union(a: number, b: number): void } {
+  const parent = Array.from({ length: size }, (_, i) => i);
+  const find = (i: number): number => {
+    while (parent[i] !== i) {
+      parent[i] = parent[parent[i]];
+      i = parent[i];
+    }
+    return i;
+  };
+  return {
+    find,
+    union(a, b) {
+      const ra = find(a);
+      const rb = find(b);
+      if (ra !== rb) parent[Math.max(ra, rb)] = Math.min(ra, rb);
+    },
+  };
 }
 
 function isModelGraph(value: tf.LayersModel | ModelGraph): value is ModelGraph {
@@ -231,151 +199,79 @@ function isModelGraph(value: tf.LayersModel | ModelGraph): value is ModelGraph {
 export function analyzeChannels(model: tf.LayersModel | ModelGraph, options: AnalyzeOptions = {}): ChannelAnalysis {
   const graph = isModelGraph(model) ? model : buildGraph(model);
   const pruneResidual = options.pruneResidual ?? false;
-  const sets = new DimensionSets();
-  const outputs = new Map<string, RawLayout>();
-  const rawLayers: { node: GraphNode; inputs: RawLayout[]; output: RawLayout }[] = [];
+  const sets = new ChannelSets();
+  const outputs = new Map<string, FlowLayout>();
+  const flows: { node: GraphNode; inputs: FlowLayout[]; output: FlowLayout; role: string }[] = [];
 
   for (const node of graph.nodes) {
-    const inputs = node.inputs.map((name) => outputs.get(name) as RawLayout);
-    const inputShape = node.inputShapes[0];
-    let output: RawLayout;
-    const cls = node.className;
-    if (!SUPPORTED_CLASSES.has(cls)) {
-      throw new ChannelAnalysisError(
-        `${describe(node)}: layer class '${cls}' is not supported by the channel analysis ` +
-          `(supported: ${[...SUPPORTED_CLASSES].sort().join(', ')})`,
-      );
+    const kind = layerKind(node.className);
+    if (!kind) throw new ChannelAnalysisError(`${describe(node)}: ${refusalReason(node.className)}`);
+    if (node.outputShape.some((d) => d === 0)) {
+      // tfjs builds such a layer (e.g. a pool on a 1x1 map) and then corrupts memory running it.
+      throw new ChannelAnalysisError(`${describe(node)}: output shape [${node.outputShape.join(', ')}] is empty (the input is too small for this network)`);
     }
-    if (cls === 'InputLayer') {
-      const channels = lastDim(node.outputShape, node);
-      output = singleDimLayout(sets.create({ channels, creator: node.name, fromInput: true }), channels);
-    } else if (cls === 'Conv2D' || cls === 'Dense') {
-      if (inputs.length !== 1) throw new ChannelAnalysisError(`${describe(node)} has ${inputs.length} inputs`);
-      if (cls === 'Conv2D') {
-        requireChannelsLast(node);
-        requireRank4(node, inputs[0], inputShape);
-      }
-      const channels = lastDim(node.outputShape, node);
-      const declared = cls === 'Conv2D' ? node.config.filters : node.config.units;
-      if (declared !== undefined && declared !== channels) {
-        throw new ChannelAnalysisError(`${describe(node)}: output has ${channels} channels but the config says ${declared}`);
-      }
-      output = singleDimLayout(sets.create({ channels, creator: node.name, fromInput: false }), channels);
-    } else if (cls === 'DepthwiseConv2D') {
-      requireChannelsLast(node);
-      requireRank4(node, inputs[0], inputShape);
-      const multiplier = node.config.depthMultiplier ?? 1;
-      if (multiplier !== 1) {
-        throw new ChannelAnalysisError(
-          `${describe(node)}: depthMultiplier ${multiplier} is not supported (only 1, which keeps channels one-to-one)`,
-        );
-      }
-      output = inputs[0];
-    } else if (cls === 'BatchNormalization') {
-      if (inputs[0].kind !== 'channels' || !isLastAxis(node.config.axis, inputShape.length)) {
-        throw new ChannelAnalysisError(
-          `${describe(node)}: only normalisation over the last (channel) axis of a non-flattened tensor is supported ` +
-            `(axis ${JSON.stringify(node.config.axis)}, input shape [${inputShape.join(', ')}])`,
-        );
-      }
-      output = inputs[0];
-    } else if (ELEMENTWISE_CLASSES.has(cls)) {
-      output = inputs[0];
-    } else if (SPATIAL_CLASSES.has(cls)) {
-      requireChannelsLast(node);
-      requireRank4(node, inputs[0], inputShape);
-      output = inputs[0];
-    } else if (GLOBAL_POOL_CLASSES.has(cls)) {
-      requireChannelsLast(node);
-      requireRank4(node, inputs[0], inputShape);
-      output = { kind: 'channels', channels: inputs[0].channels, segments: inputs[0].segments };
-    } else if (cls === 'Flatten') {
-      const input = inputs[0];
-      if (input.kind === 'flatten' || inputShape.length === 2) {
-        output = input;
-      } else if (inputShape.length === 4) {
-        const [, h, w] = inputShape;
-        if (typeof h !== 'number' || typeof w !== 'number') {
-          throw new ChannelAnalysisError(`${describe(node)}: spatial size of [${inputShape.join(', ')}] is unknown`);
-        }
-        output = { kind: 'flatten', channels: input.channels, spatial: h * w, segments: input.segments };
-      } else {
-        throw new ChannelAnalysisError(`${describe(node)}: input of rank ${inputShape.length} is not supported`);
-      }
-    } else if (cls === 'Add') {
-      const [first, ...rest] = inputs;
-      for (const other of rest) {
-        if (!sameSegmentation(first, other)) {
-          throw new ChannelAnalysisError(
-            `${describe(node)}: its inputs (${node.inputs.join(', ')}) are laid out differently in channels ` +
-              `(e.g. a concatenation added to a single convolution); not supported`,
-          );
-        }
-        first.segments.forEach((segment, i) => sets.unionResidual(segment.dim, other.segments[i].dim));
-      }
-      output = first;
-    } else if (cls === 'Concatenate') {
-      if (!isLastAxis(node.config.axis, node.outputShape.length)) {
-        throw new ChannelAnalysisError(
-          `${describe(node)}: only concatenation along the channel (last) axis is supported (axis ${JSON.stringify(node.config.axis)})`,
-        );
-      }
-      const segments: RawSegment[] = [];
-      let offset = 0;
-      for (const [i, input] of inputs.entries()) {
-        if (input.kind !== 'channels') {
-          throw new ChannelAnalysisError(`${describe(node)}: input '${node.inputs[i]}' is flattened; not supported`);
-        }
-        for (const s of input.segments) segments.push({ dim: s.dim, offset: offset + s.offset, channels: s.channels });
-        offset += input.channels;
-      }
-      output = { kind: 'channels', channels: offset, segments };
-    } else {
-      throw new ChannelAnalysisError(`${describe(node)}: layer class '${cls}' is not supported`);
-    }
+    const inputs = node.inputs.map((name) => outputs.get(name) as FlowLayout);
+    sets.begin(node, kind.role === 'input');
+    const output = kind.flow(node, inputs, sets);
     // Sanity: the layout must describe the layer's real output width.
-    const width = lastDim(node.outputShape, node);
-    const expected = output.kind === 'flatten' ? output.channels * output.spatial : output.channels;
-    if (width !== expected) {
+    const width = lastDim(node, node.outputShape);
+    if (width !== output.ids.length * output.spatial) {
       throw new ChannelAnalysisError(
-        `${describe(node)}: output width ${width} does not match its channel layout (${expected}); unsupported configuration`,
+        `${describe(node)}: output width ${width} does not match its channel layout (${output.ids.length * output.spatial}); unsupported configuration`,
       );
     }
     outputs.set(node.name, output);
-    rawLayers.push({ node, inputs, output });
+    flows.push({ node, inputs, output, role: kind.role });
   }
 
-  // Boundaries: the input channels and every model output are fixed.
-  const boundary = new Map<number, 'input' | 'output'>();
-  for (const name of graph.outputs) {
-    for (const s of outputs.get(name)!.segments) boundary.set(sets.find(s.dim), 'output');
+  // Groups: creators linked by a coupled channel.
+  const creators = unionFind(sets.creators.length);
+  for (let id = 0; id < sets.size; id++) creators.union(sets.creatorOf[id], sets.creatorOf[sets.find(id)]);
+
+  // A group's channels are its components (coupled-channel sets), in the order of their first
+  // channel id: creation order, so a sub-network's analysis orders them as the full model's does.
+  interface GroupBuild {
+    readonly creators: number[];
+    readonly components: number[];
+    residual: boolean;
   }
-  sets.dims.forEach((dim, d) => {
-    if (dim.fromInput) boundary.set(sets.find(d), 'input');
+  const builds = new Map<number, GroupBuild>();
+  sets.creators.forEach((_, creator) => {
+    const groupRoot = creators.find(creator);
+    let build = builds.get(groupRoot);
+    if (!build) {
+      build = { creators: [], components: [], residual: false };
+      builds.set(groupRoot, build);
+    }
+    build.creators.push(creator);
   });
+  const channelOf = new Int32Array(sets.size);
+  const groupOfRoot = new Map<number, GroupBuild>();
+  for (let id = 0; id < sets.size; id++) {
+    // A component's root is its smallest id, met first here.
+    if (sets.find(id) !== id) continue;
+    const build = builds.get(creators.find(sets.creatorOf[id]))!;
+    channelOf[id] = build.components.length;
+    build.components.push(id);
+    groupOfRoot.set(id, build);
+    if (sets.isStream(id)) build.residual = true;
+  }
+  // Name each group after its first producer (else its input layer).
+  const nameOf = new Map<GroupBuild, string>();
+  for (const build of builds.values()) {
+    const first = build.creators.map((c) => sets.creators[c]).find((c) => !c.fromInput) ?? sets.creators[build.creators[0]];
+    nameOf.set(build, first.name);
+  }
+  const groupName = (id: number): string => nameOf.get(groupOfRoot.get(sets.find(id))!)!;
+  const groupChannel = (id: number): number => channelOf[sets.find(id)];
 
-  // Name each root: its first producer in topological order (dims are created in that order, so
-  // the lowest-index non-input dim of the root), else its input layer.
-  const rootName = new Map<number, string>();
-  const rootFirst = new Map<number, number>();
-  sets.dims.forEach((dim, d) => {
-    const root = sets.find(d);
-    if (!rootFirst.has(root)) rootFirst.set(root, d);
-    if (!dim.fromInput && !rootName.has(root)) rootName.set(root, dim.creator);
-  });
-  sets.dims.forEach((dim, d) => {
-    const root = sets.find(d);
-    if (!rootName.has(root)) rootName.set(root, dim.creator);
-  });
-  const groupOf = (dim: number): string => rootName.get(sets.find(dim))!;
-
-  const resolve = (layout: RawLayout): ChannelLayout => {
-    const segments = layout.segments.map((s) => ({ group: groupOf(s.dim), offset: s.offset, channels: s.channels }));
+  const resolve = (layout: FlowLayout): ChannelLayout => {
+    const segments = toSegments(layout.ids, groupName, groupChannel);
     return layout.kind === 'flatten'
-      ? { kind: 'flatten', channels: layout.channels, spatial: layout.spatial, segments }
-      : { kind: 'channels', channels: layout.channels, segments };
+      ? { kind: 'flatten', channels: layout.ids.length, spatial: layout.spatial, segments }
+      : { kind: 'channels', channels: layout.ids.length, segments };
   };
-  const layers: LayerChannels[] = rawLayers.map(({ node, inputs, output }) => ({
+  const layers: LayerChannels[] = flows.map(({ node, inputs, output }) => ({
     name: node.name,
     className: node.className,
     inputs: inputs.map(resolve),
@@ -389,35 +285,41 @@ export function analyzeChannels(model: tf.LayersModel | ModelGraph, options: Ana
     consumers: GroupMember[];
   }
   const roles = new Map<string, Roles>();
-  for (const name of rootName.values()) roles.set(name, { producers: [], passThrough: [], consumers: [] });
-  for (const layer of layers) {
-    if (layer.className === 'InputLayer') continue;
-    const isProducer = PRODUCER_CLASSES.has(layer.className);
-    if (isProducer) {
-      for (const input of layer.inputs) {
-        for (const s of input.segments) {
-          const member: GroupMember = { layer: layer.name, className: layer.className, offset: s.offset };
-          roles.get(s.group)!.consumers.push(input.kind === 'flatten' ? { ...member, spatial: input.spatial } : member);
-        }
-      }
+  for (const name of nameOf.values()) roles.set(name, { producers: [], passThrough: [], consumers: [] });
+  const addOnce = (list: GroupMember[], member: GroupMember): void => {
+    if (list.at(-1)?.layer !== member.layer) list.push(member);
+  };
+  layers.forEach((layer, i) => {
+    const role = flows[i].role;
+    if (role === 'input') return;
+    const member: GroupMember = { layer: layer.name, className: layer.className };
+    if (role === 'producer') {
+      for (const input of layer.inputs) for (const s of input.segments) addOnce(roles.get(s.group)!.consumers, member);
     }
     for (const s of layer.output.segments) {
-      const member: GroupMember = { layer: layer.name, className: layer.className, offset: s.offset };
-      (isProducer ? roles.get(s.group)!.producers : roles.get(s.group)!.passThrough).push(member);
+      addOnce(role === 'producer' ? roles.get(s.group)!.producers : roles.get(s.group)!.passThrough, member);
     }
+  });
+
+  // Boundaries: the input channels and every model output are fixed.
+  const boundary = new Map<string, 'input' | 'output'>();
+  for (const name of graph.outputs) {
+    for (const s of layers[graph.nodes.findIndex((n) => n.name === name)].output.segments) boundary.set(s.group, 'output');
+  }
+  for (const build of builds.values()) {
+    if (build.creators.some((c) => sets.creators[c].fromInput)) boundary.set(nameOf.get(build)!, 'input');
   }
 
-  const roots = [...rootName.keys()].sort((a, b) => rootFirst.get(a)! - rootFirst.get(b)!);
-  const groups: ChannelGroup[] = roots.map((root) => {
-    const id = rootName.get(root)!;
-    const fixed = boundary.get(root) ?? null;
-    const residual = sets.isResidual(root);
+  const ordered = [...builds.values()].sort((a, b) => a.components[0] - b.components[0]);
+  const groups: ChannelGroup[] = ordered.map((build) => {
+    const id = nameOf.get(build)!;
+    const fixed = boundary.get(id) ?? null;
     const r = roles.get(id)!;
     return {
       id,
-      channels: sets.dims[root].channels,
-      residual,
-      prunable: fixed === null && r.producers.length > 0 && (!residual || pruneResidual),
+      channels: build.components.length,
+      residual: build.residual,
+      prunable: fixed === null && r.producers.length > 0 && build.components.length > 1 && (!build.residual || pruneResidual),
       boundary: fixed,
       producers: r.producers,
       passThrough: r.passThrough,
@@ -425,6 +327,33 @@ export function analyzeChannels(model: tf.LayersModel | ModelGraph, options: Ana
     };
   });
   return { graph, groups, layers, pruneResidual };
+}
+
+/** Run-length segments of a channel axis whose positions hold `ids`. */
+function toSegments(ids: Int32Array, groupName: (id: number) => string, groupChannel: (id: number) => number): ChannelSegment[] {
+  const segments: ChannelSegment[] = [];
+  let p = 0;
+  while (p < ids.length) {
+    const group = groupName(ids[p]);
+    const start = groupChannel(ids[p]);
+    // Positions holding the same channel as p: the run's repeat.
+    let repeat = 1;
+    while (p + repeat < ids.length && groupName(ids[p + repeat]) === group && groupChannel(ids[p + repeat]) === start) repeat++;
+    let channels = 1;
+    for (;;) {
+      const next = p + channels * repeat;
+      if (next + repeat > ids.length) break;
+      let fits = true;
+      for (let j = 0; j < repeat && fits; j++) {
+        fits = groupName(ids[next + j]) === group && groupChannel(ids[next + j]) === start + channels;
+      }
+      if (!fits) break;
+      channels++;
+    }
+    segments.push(repeat === 1 ? { group, offset: p, start, channels } : { group, offset: p, start, channels, repeat });
+    p += channels * repeat;
+  }
+  return segments;
 }
 
 // ---- helpers shared by importance, prune and cost ----
@@ -463,30 +392,64 @@ export function keptChannels(group: ChannelGroup, masks: GroupMasks): number {
   return kept;
 }
 
+/** Kept positions of one segment (channels kept x repeat). */
+function keptInSegment(segment: ChannelSegment, mask: Uint8Array | undefined): number {
+  if (!mask) return segment.channels * (segment.repeat ?? 1);
+  let kept = 0;
+  for (let i = 0; i < segment.channels; i++) kept += mask[segment.start + i] ? 1 : 0;
+  return kept * (segment.repeat ?? 1);
+}
+
 /** Width of a tensor's last axis after pruning (flatten layouts multiply by the spatial size). */
 export function keptWidth(analysis: ChannelAnalysis, layout: ChannelLayout, masks: GroupMasks): number {
   let channels = 0;
-  for (const s of layout.segments) channels += keptChannels(findGroup(analysis, s.group), masks);
+  for (const s of layout.segments) {
+    findGroup(analysis, s.group);
+    channels += keptInSegment(s, masks[s.group]);
+  }
   return layout.kind === 'flatten' ? channels * layout.spatial : channels;
 }
 
 /**
  * Indices along a tensor's last axis that survive pruning, in order: for a `channels` layout the
- * kept channels; for a `flatten` layout the kept features s*C + c for every position s.
+ * kept channel positions; for a `flatten` layout the kept features s*C + c for every position s.
  */
 export function keptIndices(layout: ChannelLayout, masks: GroupMasks): Int32Array {
-  const channels: number[] = [];
+  const positions: number[] = [];
   for (const s of layout.segments) {
     const mask = masks[s.group];
-    for (let c = 0; c < s.channels; c++) if (!mask || mask[c]) channels.push(s.offset + c);
+    const repeat = s.repeat ?? 1;
+    for (let i = 0; i < s.channels; i++) {
+      if (mask && !mask[s.start + i]) continue;
+      for (let j = 0; j < repeat; j++) positions.push(s.offset + i * repeat + j);
+    }
   }
-  if (layout.kind === 'channels') return Int32Array.from(channels);
-  const indices = new Int32Array(layout.spatial * channels.length);
+  if (layout.kind === 'channels') return Int32Array.from(positions);
+  const indices = new Int32Array(layout.spatial * positions.length);
   let i = 0;
   for (let p = 0; p < layout.spatial; p++) {
-    for (const c of channels) indices[i++] = p * layout.channels + c;
+    for (const c of positions) indices[i++] = p * layout.channels + c;
   }
   return indices;
+}
+
+/**
+ * Per position of a layout's channel axis (flatten: per channel position, not feature): the
+ * group id and the group channel it holds. For importance and tools.
+ */
+export function positionChannels(layout: ChannelLayout): { groups: string[]; channels: Int32Array } {
+  const groups: string[] = new Array<string>(layout.channels);
+  const channels = new Int32Array(layout.channels);
+  for (const s of layout.segments) {
+    const repeat = s.repeat ?? 1;
+    for (let i = 0; i < s.channels; i++) {
+      for (let j = 0; j < repeat; j++) {
+        groups[s.offset + i * repeat + j] = s.group;
+        channels[s.offset + i * repeat + j] = s.start + i;
+      }
+    }
+  }
+  return { groups, channels };
 }
 
 /**

@@ -1,6 +1,7 @@
 /**
  * The pruning library's public surface: graph (what is connected), groups (what must be cut
- * together), importance (what to cut), prune (how to cut), cost (what it saves).
+ * together), importance (what to cut), prune (how to cut), cost (what it saves); each layer
+ * kind's part in all four is one module under kinds/.
  * Zoo and io are not re-exported: import them from their modules (io pulls in the store).
  */
 export { buildGraph, cutPoints, graphNode, GraphError } from './graph.ts';
@@ -20,10 +21,9 @@ export {
   keptWidth,
   layerChannels,
   prunableChannels,
+  positionChannels,
   validateMasks,
-  PRODUCER_CLASSES,
   SUPPORTED_CLASSES,
-  WEIGHTED_PASS_THROUGH_CLASSES,
 } from './groups.ts';
 export type {
   AnalyzeOptions,
@@ -36,9 +36,9 @@ export type {
   GroupMember,
   LayerChannels,
 } from './groups.ts';
-export { channelImportance } from './importance.ts';
-export type { ImportanceNorm, ImportanceOptions } from './importance.ts';
-export { masksKeeping, prunedLayerWeights, pruneModel } from './prune.ts';
+export { channelImportance, IMPORTANCE_CRITERIA } from './importance.ts';
+export type { ImportanceCriterion, ImportanceOptions, WeightGradients } from './importance.ts';
+export { keptPositions, masksKeeping, prunedLayerWeights, pruneModel } from './prune.ts';
 export type { PruneOptions } from './prune.ts';
 export { costOfLayers, countCost, countTotals } from './cost.ts';
 export type { CostReport, LayerCost } from './cost.ts';

@@ -32,7 +32,8 @@ import { tf } from '../engine/backend.ts';
 import './custom-layers.ts';
 import { NotFoundError, type ObjectStore } from '../store/object-store.ts';
 import { ModelFileError } from './errors.ts';
-import { importOnnxFile, importOnnxFromStore, isOnnxRef } from './onnx/read.ts';
+import { importOnnxFile, importOnnxFromStore } from './onnx/read.ts';
+import { isOnnxRef } from './reference.ts';
 import { buildModel, isZooName, zooNames, type BuildOptions, type ZooName } from './zoo.ts';
 
 export const MODEL_JSON = 'model.json';

@@ -1,15 +1,19 @@
 /**
  * Physical pruning: *how to remove*. Given one keep-mask per channel group, build a new, smaller
  * functional LayersModel with the same layer names, classes and settings, and copy the kept
- * weights into it: producers lose kernel output channels and biases, BatchNormalization loses
- * gamma/beta/moving statistics, depthwise kernels lose channels, consumers lose kernel input
- * channels (Dense rows behind a Flatten in NHWC-interleaved blocks).
+ * weights into it. Which weight axes carry which channels, and which configs name a channel
+ * count, each layer kind says (`kinds/`): producers lose kernel columns and biases, consumers
+ * kernel rows (Dense rows behind a Flatten in NHWC-interleaved blocks), normalisation layers and
+ * PReLU their per-channel weights, depthwise kernels their channels.
  *
  * The original model is left untouched; the caller owns (and disposes) the returned model.
  */
 import { tf } from '../engine/backend.ts';
+import type { GraphNode } from './graph.ts';
 import { analyzeChannels, keptIndices, keptWidth, validateMasks } from './groups.ts';
-import type { ChannelAnalysis, ChannelLayout, GroupMasks, LayerChannels } from './groups.ts';
+import type { ChannelAnalysis, GroupMasks, LayerChannels } from './groups.ts';
+import { layerKind } from './kinds/index.ts';
+import type { KeptPositions, WeightAxis } from './kinds/kind.ts';
 
 export interface PruneOptions {
   /** A channel analysis of `model` to reuse (saves re-analysing in a search loop). */
@@ -72,6 +76,8 @@ const INITIALIZER_KEYS = [
   'kernelInitializer',
   'biasInitializer',
   'depthwiseInitializer',
+  'pointwiseInitializer',
+  'alphaInitializer',
   'gammaInitializer',
   'betaInitializer',
   'movingMeanInitializer',
@@ -97,56 +103,56 @@ function restoreInitializers(target: tf.layers.Layer, source: tf.layers.Layer): 
   for (const key of INITIALIZER_KEYS) if (key in from && key in to) to[key] = from[key];
 }
 
+/** Kept positions of a layer's input and output tensors under `masks`. */
+export function keptPositions(channels: LayerChannels, masks: GroupMasks): KeptPositions {
+  return { inputs: channels.inputs.map((layout) => keptIndices(layout, masks)), output: keptIndices(channels.output, masks) };
+}
+
+/** Kept entries along a weight axis: the kept positions, each expanded to `expand` entries. */
+function axisIndices(axis: WeightAxis, kept: KeptPositions): Int32Array {
+  const positions = axis.side === 'input' ? kept.inputs[0] : kept.output;
+  const expand = axis.expand ?? 1;
+  if (expand === 1) return positions;
+  const out = new Int32Array(positions.length * expand);
+  positions.forEach((p, i) => {
+    for (let j = 0; j < expand; j++) out[i * expand + j] = p * expand + j;
+  });
+  return out;
+}
+
 /**
- * The kept weights of one layer, in `layer.getWeights()` order. New tensors: the caller disposes them.
+ * The kept weights of one layer (`node` is its graph node), in `layer.getWeights()` order. New tensors: the caller disposes them.
  * Exposed so a search can build pruned weights for a layer without rebuilding the whole model.
  */
 export function prunedLayerWeights(
   layer: tf.layers.Layer,
   channels: LayerChannels,
   masks: GroupMasks,
+  node: GraphNode,
 ): tf.Tensor[] {
   const weights = layer.getWeights();
   if (weights.length === 0) return [];
-  const what = `layer '${layer.name}' (${channels.className})`;
-  const out = keptIndices(channels.output, masks);
-  const inputLayout: ChannelLayout | undefined = channels.inputs[0];
-  switch (channels.className) {
-    case 'Conv2D': {
-      const inIdx = keptIndices(inputLayout, masks);
-      const [kernel, ...rest] = weights;
-      const byOut = take(kernel, out, 3);
-      const both = take(byOut, inIdx, 2);
-      byOut.dispose();
-      return [both, ...rest.map((bias) => take(bias, out, 0))];
+  const axes = layerKind(channels.className)?.weights?.(node) ?? [];
+  const kept = keptPositions(channels, masks);
+  return weights.map((weight, index) => {
+    let current = weight;
+    let owned = false;
+    for (const axis of axes) {
+      if (axis.weight !== index) continue;
+      const next = take(current, axisIndices(axis, kept), axis.axis);
+      if (owned) current.dispose();
+      current = next;
+      owned = true;
     }
-    case 'Dense': {
-      const inIdx = keptIndices(inputLayout, masks);
-      const [kernel, ...rest] = weights;
-      const byOut = take(kernel, out, 1);
-      const both = take(byOut, inIdx, 0);
-      byOut.dispose();
-      return [both, ...rest.map((bias) => take(bias, out, 0))];
-    }
-    case 'DepthwiseConv2D': {
-      // depthMultiplier is 1 (checked by the analysis): kernel [kh, kw, C, 1], bias [C].
-      const [kernel, ...rest] = weights;
-      return [take(kernel, out, 2), ...rest.map((bias) => take(bias, out, 0))];
-    }
-    case 'BatchNormalization':
-      // gamma, beta, moving mean, moving variance (those present): all per channel.
-      return weights.map((w) => take(w, out, 0));
-    default:
-      throw new Error(`${what} has ${weights.length} weights but the pruner does not know how to cut them`);
-  }
+    return owned ? current : weight.clone();
+  });
 }
 
-/** The config of the pruned layer: producers get their reduced width; everything else infers it from its inputs. */
-function prunedConfig(layer: tf.layers.Layer, channels: LayerChannels, analysis: ChannelAnalysis, masks: GroupMasks): Config {
+/** The config of the pruned layer: kinds that name a channel count (filters, units, targetShape) get the kept one. */
+function prunedConfig(layer: tf.layers.Layer, node: GraphNode, channels: LayerChannels, masks: GroupMasks): Config {
   const config = { ...(layer.getConfig() as Config) };
-  if (channels.className === 'Conv2D') config.filters = keptWidth(analysis, channels.output, masks);
-  if (channels.className === 'Dense') config.units = keptWidth(analysis, channels.output, masks);
-  return config;
+  const kind = layerKind(channels.className);
+  return kind?.prunedConfig ? kind.prunedConfig(config, node, keptPositions(channels, masks)) : config;
 }
 
 /**
@@ -158,7 +164,7 @@ export function pruneModel(model: tf.LayersModel, masks: GroupMasks, options: Pr
   const analysis = options.analysis ?? analyzeChannels(model);
   validateMasks(analysis, masks);
   const built = new Map<string, tf.SymbolicTensor>();
-  const newLayers: { layer: tf.layers.Layer; source: tf.layers.Layer; channels: LayerChannels }[] = [];
+  const newLayers: { layer: tf.layers.Layer; source: tf.layers.Layer; channels: LayerChannels; node: GraphNode }[] = [];
   analysis.graph.nodes.forEach((node, i) => {
     const channels = analysis.layers[i];
     if (node.className === 'InputLayer') {
@@ -175,11 +181,11 @@ export function pruneModel(model: tf.LayersModel, masks: GroupMasks, options: Pr
       return;
     }
     const source = model.getLayer(node.name);
-    const config = withZeroInitializers(prunedConfig(source, channels, analysis, masks));
+    const config = withZeroInitializers(prunedConfig(source, node, channels, masks));
     const layer = layerFromConfig(node.className, config, node.name);
     const inputs = node.inputs.map((name) => built.get(name) as tf.SymbolicTensor);
-    // Merge layers (Add, Concatenate) take a list; every other supported layer a single tensor.
-    const applied = layer.apply(node.className === 'Add' || node.className === 'Concatenate' ? inputs : inputs[0]);
+    // Merge layers take a list; every other layer a single tensor.
+    const applied = layer.apply(inputs.length === 1 ? inputs[0] : inputs);
     if (Array.isArray(applied) || !(applied instanceof tf.SymbolicTensor)) {
       throw new Error(`layer '${node.name}' (${node.className}) did not return one symbolic tensor when rebuilt`);
     }
@@ -190,15 +196,15 @@ export function pruneModel(model: tf.LayersModel, masks: GroupMasks, options: Pr
     }
     restoreInitializers(layer, source);
     built.set(node.name, applied);
-    newLayers.push({ layer, source, channels });
+    newLayers.push({ layer, source, channels, node });
   });
   const pruned = tf.model({
     inputs: analysis.graph.inputs.map((name) => built.get(name) as tf.SymbolicTensor),
     outputs: analysis.graph.outputs.map((name) => built.get(name) as tf.SymbolicTensor),
     name: model.name,
   });
-  for (const { layer, source, channels } of newLayers) {
-    const weights = prunedLayerWeights(source, channels, masks);
+  for (const { layer, source, channels, node } of newLayers) {
+    const weights = prunedLayerWeights(source, channels, masks, node);
     if (weights.length === 0) continue;
     try {
       layer.setWeights(weights);

@@ -84,6 +84,7 @@ export type S3ObjectCreatedEvent = z.infer<typeof s3ObjectCreatedEventSchema>;
 
 /** One bad field of a rejected spec, as `parseWith` reports it. */
 export const fieldIssueSchema = z.object({ path: z.string(), message: z.string() });
+export type FieldIssue = z.infer<typeof fieldIssueSchema>;
 
 /**
  * `runs/<runId>/status.json`: the run's terminal record when there is no execution to ask (a

@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { IMPORTANCE_CRITERIA } from '../model/importance-criteria.ts';
+import type { FieldIssue } from './messages.ts';
 
 /**
  * The run spec (`spec.json`, or `prune.json` in a registry package): what to prune, on what data,
@@ -79,8 +81,15 @@ export const searchSpecSchema = z.object({
   beta: z.number().min(0).default(1),
   /** Bias bit-flip mutation towards dropping low-importance channels. */
   importanceBiasedMutation: z.boolean().default(true),
+  /**
+   * How channels are ranked (repair, initial population, biased mutation): group magnitude
+   * `l1`/`l2` over every coupled layer, BN `bn-scale`, or first-order `taylor` on search-train.
+   */
+  importance: z.enum(IMPORTANCE_CRITERIA).default('l1'),
   /** Batches used to re-estimate batch-norm statistics after recovery. */
   bnRecalibrationBatches: z.number().int().min(0).default(4),
+  /** Lifts BUDGET_LIMITS (population, generations, evaluations, recovery steps, subset sizes): a large run on purpose. */
+  allowLargeBudget: z.boolean().default(false),
 });
 
 export const mergeSpecSchema = z.object({
@@ -144,3 +153,53 @@ export const runSpecSchema = z
 
 export type RunSpec = z.output<typeof runSpecSchema>;
 export type RunSpecInput = z.input<typeof runSpecSchema>;
+
+/**
+ * Past these a budget is far beyond any run this project has measured (the example spends 120
+ * evaluations per run; the paper-scale setting is population 50 x 100 generations) and is much
+ * likelier a typo (`population: 1000000000`) than a plan: Plan refuses it before any GPU job is
+ * billed, unless the spec says `search.allowLargeBudget: true`. Evaluations are per sub-network,
+ * `population x (generations + 1)` capped by `search.maxEvaluations`.
+ */
+export const BUDGET_LIMITS = {
+  population: 512,
+  generations: 1000,
+  evaluations: 20_000,
+  recoverySteps: 2000,
+  searchTrain: 65_536,
+  searchVal: 65_536,
+} as const;
+
+/** Evaluations one sub-network's search may spend (an upper bound: the fitness cache skips repeats). */
+export function evaluationBudget(search: RunSpec['search']): number {
+  const byGenerations = search.population * (search.generations + 1);
+  return search.maxEvaluations === undefined ? byGenerations : Math.min(search.maxEvaluations, byGenerations);
+}
+
+/** The spec's fields over BUDGET_LIMITS (none when `search.allowLargeBudget` is set). */
+export function budgetIssues(spec: RunSpec): FieldIssue[] {
+  if (spec.search.allowLargeBudget) return [];
+  const hint = 'a typo? set search.allowLargeBudget: true to run it on purpose';
+  const over = (path: string, value: number, limit: number): FieldIssue[] =>
+    value > limit ? [{ path, message: `${value} is above the limit of ${limit} (${hint})` }] : [];
+  const issues = [
+    ...over('search.population', spec.search.population, BUDGET_LIMITS.population),
+    ...over('search.generations', spec.search.generations, BUDGET_LIMITS.generations),
+  ];
+  // A population or generation count over its limit already explains the evaluations.
+  const evaluations = evaluationBudget(spec.search);
+  if (issues.length === 0 && evaluations > BUDGET_LIMITS.evaluations) {
+    issues.push({
+      path: 'search.maxEvaluations',
+      message:
+        `population ${spec.search.population} x (generations ${spec.search.generations} + 1) = ${evaluations} evaluations per sub-network ` +
+        `is above the limit of ${BUDGET_LIMITS.evaluations} (set search.maxEvaluations, or ${hint.replace('a typo? ', '')})`,
+    });
+  }
+  issues.push(
+    ...over('search.recoverySteps', spec.search.recoverySteps, BUDGET_LIMITS.recoverySteps),
+    ...over('dataset.searchTrain', spec.dataset.searchTrain, BUDGET_LIMITS.searchTrain),
+    ...over('dataset.searchVal', spec.dataset.searchVal, BUDGET_LIMITS.searchVal),
+  );
+  return issues;
+}

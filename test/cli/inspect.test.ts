@@ -136,7 +136,20 @@ test('bad input: unknown zoo name, missing directory, unknown store key, bad fla
   }
   assert.match(zoo.stderr, /unknown zoo model.*resnet9000/);
   assert.match(dir.stderr, /no-such-dir.*does not exist/);
-  assert.match(key.stderr, /runs\/none\/model.*no runs\/none\/model\/model\.json/);
+  assert.match(key.stderr, /model 'runs\/none\/model' not found: runs\/none\/model\/model\.json does not exist/);
   assert.match(flag.stderr, /frobnicate/);
   assert.match(none.stderr, /expected one <model>/);
+});
+
+test('every corpus architecture in the zoo inspects (zoo:<name>), its totals equal tfjs param counts', async () => {
+  for (const name of ['mobilenetv2', 'mobilenetv3-small', 'efficientnet-b0', 'densenet', 'xception', 'inception-resnet', 'unet']) {
+    const { code, stdout, stderr } = await inProcess(`zoo:${name}`, '--json');
+    assert.equal(code, 0, `${name}: ${stderr}`);
+    const report = JSON.parse(stdout) as Report;
+    assert.equal(report.model, `zoo:${name}`);
+    assert.ok(report.groups.some((g) => g.prunable), `${name} has prunable groups`);
+    const model = buildModel(name as Parameters<typeof buildModel>[0]);
+    assert.equal(report.params, model.countParams(), `${name} params`);
+    model.dispose();
+  }
 });

@@ -112,14 +112,44 @@ describe('planRun', () => {
   test('a model with a layer the analysis does not support fails naming the model and the layer', async () => {
     const input = tf.input({ shape: [8, 8, 1] });
     const conv = tf.layers.conv2d({ filters: 4, kernelSize: 3, padding: 'same', name: 'conv' }).apply(input) as tf.SymbolicTensor;
-    const up = tf.layers.upSampling2d({ size: [2, 2], name: 'odd_upsample' }).apply(conv) as tf.SymbolicTensor;
+    const up = tf.layers.permute({ dims: [3, 1, 2], name: 'odd_permute' }).apply(conv) as tf.SymbolicTensor;
     const flat = tf.layers.flatten().apply(up) as tf.SymbolicTensor;
     const out = tf.layers.dense({ units: 2, name: 'head' }).apply(flat) as tf.SymbolicTensor;
     const model = tf.model({ inputs: input, outputs: out, name: 'odd' });
     await saveModel(model, { store, prefix: 'registry/odd/model/' });
     model.dispose();
     await putJson(store, 'runs/u1/spec.json', { ...spec, model: 'registry/odd/model/' });
-    await assert.rejects(planRun(store, 'u1'), /model 'registry\/odd\/model\/'.*odd_upsample.*UpSampling2D.*not supported/s);
+    await assert.rejects(planRun(store, 'u1'), /model 'registry\/odd\/model\/'.*odd_permute.*Permute.*moves the channel axis/s);
+  });
+
+  test('a spec that cannot succeed is refused before any job: one line per field, no manifest', async () => {
+    await putJson(store, 'runs/c1/spec.json', {
+      ...spec,
+      dataset: { name: 'fashion-mnist', searchTrain: 1_000_000_000 },
+      search: { population: 1_000_000_000 },
+    });
+    await assert.rejects(planRun(store, 'c1'), (error: Error) => {
+      assert.ok(error instanceof PlanError, error.name);
+      assert.deepEqual(error.message.split('\n').map((line) => /^run spec runs\/c1\/spec\.json: field (\S+): /.exec(line)?.[1]), [
+        'dataset.searchTrain',
+        'search.population',
+      ]);
+      assert.match(error.message, /exceed the 60000 images of fashion-mnist's training split/);
+      return true;
+    });
+    assert.equal(await store.exists('runs/c1/manifest.json'), false);
+    // The same budget on purpose passes the budget check (the subsets must still fit the data).
+    await putJson(store, 'runs/c2/spec.json', { ...spec, search: { population: 600, generations: 1, allowLargeBudget: true } });
+    assert.deepEqual((await planRun(store, 'c2')).subnetworks, ['k1', 'k2', 'k3']);
+  });
+
+  test('a data set the model cannot use is named; files a Lambda cannot see are not probed', async () => {
+    await putJson(store, 'runs/g1/spec.json', { ...spec, model: 'zoo:resnet20' });
+    await assert.rejects(planRun(store, 'g1'), /field dataset\.name: data set fashion-mnist has 28x28x1 images, the model takes 32x32x3/);
+    await putJson(store, 'runs/g2/spec.json', { ...spec, dataset: { name: 'cifar10:/does/not/exist' }, model: 'zoo:resnet20' });
+    await assert.rejects(planRun(store, 'g2'), /field dataset\.name: cifar10: no data_batch_1\.bin in \/does\/not\/exist/);
+    // In AWS the data is inside the worker image: Plan checks only what the form fixes.
+    assert.deepEqual((await planRun(store, 'g2', { dataFiles: false })).subnetworks.length > 0, true);
   });
 
   test('a spec whose runId differs from the run is refused', async () => {

@@ -89,13 +89,13 @@ describe('emo-dir run with bad input', () => {
     await mkdir(model);
     const input = tf.input({ shape: [28, 28, 1] });
     const conv = tf.layers.conv2d({ filters: 4, kernelSize: 3, padding: 'same', name: 'conv' }).apply(input) as tf.SymbolicTensor;
-    const up = tf.layers.conv2dTranspose({ filters: 4, kernelSize: 3, padding: 'same', name: 'upsample' }).apply(conv) as tf.SymbolicTensor;
-    const flat = tf.layers.flatten().apply(up) as tf.SymbolicTensor;
+    const moved = tf.layers.permute({ dims: [3, 1, 2], name: 'channels_first' }).apply(conv) as tf.SymbolicTensor;
+    const flat = tf.layers.flatten().apply(moved) as tf.SymbolicTensor;
     const output = tf.layers.dense({ units: 10, activation: 'softmax', name: 'head' }).apply(flat) as tf.SymbolicTensor;
     const built = tf.model({ inputs: input, outputs: output });
     await saveModel(built, model);
     built.dispose();
-    await expectRejected({ ...tinySpec('bad-layer'), model }, /PlanError: model 'runs\/bad-layer\/model\/' .*upsample.*Conv2DTranspose/);
+    await expectRejected({ ...tinySpec('bad-layer'), model }, /PlanError: run spec runs\/bad-layer\/spec\.json: field model: model 'runs\/bad-layer\/model\/' .*channels_first.*Permute.*moves the channel axis/);
   });
 
   it('exits non-zero from the real command line too', async () => {

@@ -2,6 +2,9 @@
  * Small models and weight helpers shared by the model and sub-network tests.
  */
 import { tf } from '../../src/engine/backend.ts';
+import { keptIndices } from '../../src/model/groups.ts';
+import type { ChannelAnalysis, GroupMasks } from '../../src/model/groups.ts';
+import { layerKind } from '../../src/model/kinds/index.ts';
 
 type ST = tf.SymbolicTensor;
 
@@ -50,5 +53,55 @@ export function randomizeBatchNorm(model: tf.LayersModel, seed: number): void {
     const weights = [values(0.5, 1.5), values(-0.2, 0.2), values(-0.2, 0.2), values(0.5, 1.5)];
     layer.setWeights(weights);
     tf.dispose(weights);
+  }
+}
+
+/**
+ * The standard check that channel coupling is complete and exact: in the UNPRUNED model, zero
+ * every weight through which a channel-reducing layer (conv, dense, a separable conv's pointwise
+ * rows, a transposed conv) reads a channel the masks drop. The pruned model must then compute
+ * what this model computes. Edits `model` in place.
+ */
+export function zeroDroppedReads(model: tf.LayersModel, analysis: ChannelAnalysis, masks: GroupMasks): void {
+  analysis.graph.nodes.forEach((node, i) => {
+    const reads = (layerKind(node.className)?.weights?.(node) ?? []).filter((axis) => axis.role === 'kernel-in');
+    if (reads.length === 0) return;
+    const layout = analysis.layers[i].inputs[0];
+    const kept = new Set(keptIndices(layout, masks));
+    const width = layout.kind === 'flatten' ? layout.channels * layout.spatial : layout.channels;
+    const layer = model.getLayer(node.name);
+    const weights = layer.getWeights().map((w) => w.clone());
+    for (const axis of reads) {
+      const expand = axis.expand ?? 1;
+      const factors = new Float32Array(width * expand);
+      for (let e = 0; e < factors.length; e++) factors[e] = kept.has(Math.floor(e / expand)) ? 1 : 0;
+      const target = weights[axis.weight];
+      const shape = target.shape.map((d, a) => (a === axis.axis ? d : 1));
+      weights[axis.weight] = tf.tidy(() => target.mul(tf.tensor(factors, shape)));
+      target.dispose();
+    }
+    layer.setWeights(weights);
+    tf.dispose(weights);
+  });
+}
+
+/**
+ * Random values for every weight that is not a kernel (biases, BN/LN parameters and statistics,
+ * PReLU slopes): zoo models start with zero biases and unit BN, which would hide a wrongly
+ * sliced per-channel weight.
+ */
+export function randomizeAllButKernels(model: tf.LayersModel, seed: number): void {
+  const random = lcg(seed);
+  for (const layer of model.layers) {
+    const weights = layer.weights;
+    if (weights.length === 0) continue;
+    const values = layer.getWeights().map((current, i) => {
+      const name = weights[i].originalName;
+      if (/kernel$/.test(name)) return current.clone();
+      const [lo, hi] = /(gamma|moving_variance)$/.test(name) ? [0.5, 1.5] : /alpha$/.test(name) ? [0, 0.5] : [-0.2, 0.2];
+      return tf.tensor(Float32Array.from({ length: current.size }, () => lo + (hi - lo) * random()), current.shape);
+    });
+    layer.setWeights(values);
+    tf.dispose(values);
   }
 }

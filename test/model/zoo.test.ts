@@ -1,6 +1,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { initEngine, tf } from '../../src/engine/backend.ts';
+import { countTotals } from '../../src/model/cost.ts';
+import { analyzeChannels } from '../../src/model/groups.ts';
 import { buildModel, layerSeed, zooDefaults, zooNames, type ZooName } from '../../src/model/zoo.ts';
 
 /**
@@ -73,21 +75,44 @@ describe('zoo', () => {
       const { inputShape, classes } = zooDefaults[name];
       assert.equal(model.name, name);
       assert.deepEqual(model.inputs[0].shape, [null, ...inputShape]);
+      if (name === 'unet') {
+        // Per-pixel logits from a linear 1x1 conv.
+        assert.deepEqual(model.outputs[0].shape, [null, inputShape[0], inputShape[1], classes]);
+        assert.equal(model.getLayer('logits').getConfig().activation, 'linear');
+        return;
+      }
       assert.deepEqual(model.outputs[0].shape, [null, classes]);
       const published = PUBLISHED[name];
       if (published) {
         assertWithin(model.countParams(), published.params, 0.02, `${name} params`);
         assertWithin(countMacs(model), published.macs, 0.02, `${name} MACs`);
       }
-      const pattern = name === 'vgg16' ? VGG_NAME : RESNET_NAME;
-      for (const layer of model.layers) {
-        assert.match(layer.name, pattern, `${name}: layer name '${layer.name}' is outside the naming contract`);
+      const pattern = name === 'vgg16' ? VGG_NAME : name.startsWith('resnet') || name === 'fmnist-resnet' ? RESNET_NAME : undefined;
+      for (const layer of pattern ? model.layers : []) {
+        assert.match(layer.name, pattern!, `${name}: layer name '${layer.name}' is outside the naming contract`);
       }
       // The head is linear: the model outputs logits.
       const head = model.getLayer('head_dense').getConfig();
       assert.equal(head.activation, 'linear');
     });
   }
+
+  test('corpus sizes match torchvision (params without BN statistics, analytic MACs incl. depthwise)', () => {
+    // torchvision 0.15 model cards: parameter counts exact, GFLOPS rounded to 2 digits.
+    const torchvision: Partial<Record<ZooName, { params: number; macs: number }>> = {
+      mobilenetv2: { params: 3_504_872, macs: 0.3e9 },
+      'mobilenetv3-small': { params: 2_542_856, macs: 0.06e9 },
+      'efficientnet-b0': { params: 5_288_548, macs: 0.39e9 },
+    };
+    for (const [name, expected] of Object.entries(torchvision) as [ZooName, { params: number; macs: number }][]) {
+      const model = zooModel(name);
+      const statistics = model.layers
+        .filter((layer) => layer.getClassName() === 'BatchNormalization')
+        .reduce((sum, layer) => sum + 2 * layer.getWeights()[0].shape[0], 0);
+      assert.equal(model.countParams() - statistics, expected.params, `${name} params`);
+      assertWithin(countTotals(analyzeChannels(model)).macs, expected.macs, 0.07, `${name} MACs`);
+    }
+  });
 
   test('resnet56: 3 stages x 9 blocks, projection shortcuts exactly where the shape changes', () => {
     const model = zooModel('resnet56');

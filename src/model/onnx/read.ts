@@ -13,11 +13,6 @@ import { importOnnxModel } from './import.ts';
 import { decodeModel, DATA_LOCATION_EXTERNAL, type ModelProto } from './proto.ts';
 import type { ExternalData } from './tensor.ts';
 
-export const ONNX_EXTENSION = '.onnx';
-
-export function isOnnxRef(ref: string): boolean {
-  return ref.toLowerCase().endsWith(ONNX_EXTENSION);
-}
 
 function checkLocation(location: string, modelFile: string): void {
   const safe =

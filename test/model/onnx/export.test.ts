@@ -7,7 +7,7 @@
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { initEngine, tf } from '../../../src/engine/backend.ts';
-import { ChannelAnalysisError, analyzeChannels } from '../../../src/model/groups.ts';
+import { analyzeChannels } from '../../../src/model/groups.ts';
 import type { GroupMasks } from '../../../src/model/groups.ts';
 import { exportOnnx, encodeOnnx } from '../../../src/model/onnx/export.ts';
 import { onnxOriginOf } from '../../../src/model/onnx/metadata.ts';
@@ -101,24 +101,9 @@ async function prunedExportParity(name: string): Promise<void> {
   }
 }
 
-test('pruned export parity: ResNet-18', async () => {
-  await prunedExportParity('resnet18');
-});
-
-// MobileNetV3-Small (SE blocks, Multiply, HardSwish, Reshape) and EfficientNet-B0 need the
-// per-layer-kind channel analysis (issue 9); until it is on this branch, the analysis refuses
-// them and these two say so instead of passing.
-for (const name of ['mobilenet_v3_small', 'efficientnet_b0']) {
-  test(`pruned export parity: ${name}`, async (t) => {
-    try {
-      analyzeChannels(await importOnnxFile(`${FIXTURES}${name}.onnx`));
-    } catch (error) {
-      if (error instanceof ChannelAnalysisError) {
-        t.skip(`the channel analysis does not accept ${name} yet: ${error.message}`);
-        return;
-      }
-      throw error;
-    }
+// Every fixture the channel analysis can prune (all of them since the per-layer-kind analysis).
+for (const name of ['resnet18', 'mobilenet_v3_small', 'efficientnet_b0', 'mobilenet_v2', 'densenet121', 'ops_mix']) {
+  test(`pruned export parity: ${name}`, async () => {
     await prunedExportParity(name);
   });
 }

@@ -12,6 +12,7 @@ import { run as inspect } from '../../../src/cli/inspect.ts';
 import { loadSpecModel } from '../../../src/dir/plan.ts';
 import { initEngine } from '../../../src/engine/backend.ts';
 import { resolveModel } from '../../../src/model/io.ts';
+import { classifyModelReference } from '../../../src/model/reference.ts';
 import { FileStore } from '../../../src/store/file-store.ts';
 import { FIXTURES } from './parity.ts';
 
@@ -87,7 +88,15 @@ test('an .onnx key in the file store inspects, and loads as a spec model', async
   }
   const missing = await inProcess('registry/none/model.onnx', '--store', store.root);
   assert.equal(missing.code, 1);
-  assert.match(missing.stderr, /neither an ONNX file nor an object in the store/);
+  assert.match(missing.stderr, /registry\/none\/model\.onnx does not exist in /);
+});
+
+test('the model reference table has the two ONNX forms', () => {
+  assert.deepEqual(classifyModelReference('./model.onnx'), { kind: 'onnx-file', ref: './model.onnx' });
+  assert.deepEqual(classifyModelReference('/data/r18.ONNX'), { kind: 'onnx-file', ref: '/data/r18.ONNX' });
+  assert.deepEqual(classifyModelReference('registry/r18/model.onnx'), { kind: 'onnx-key', ref: 'registry/r18/model.onnx', key: 'registry/r18/model.onnx' });
+  assert.equal(classifyModelReference('./model').kind, 'directory');
+  assert.throws(() => classifyModelReference('https://hub/model.onnx'), /models are not downloaded.*a local ONNX file/);
 });
 
 test('resolveModel imports an ONNX file with its external data beside it', async () => {
