@@ -4,10 +4,14 @@
  * top-1 with the accuracy metrics.json reports. Prints one row per target; exits 1 when a target
  * differs by more than 0.1 point or has no model.onnx.
  *
- *   node --import tsx scripts/onnx/check-accuracy.ts <runId> [--store DIR] [--json]
+ *   node --import tsx scripts/onnx/check-accuracy.ts <runId> [--store DIR] [--original FILE.onnx] [--json]
+ *
+ * With --original (the .onnx file the run started from), a first row runs it the same way and
+ * compares with the unpruned accuracy metrics.json reports (the imported model's, in tfjs).
  *
  * onnxruntime-node is a dev dependency: this is a check, not part of the pipeline.
  */
+import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { parseArgs } from 'node:util';
 import { arrayBatches } from '../../src/data/batches.ts';
@@ -63,8 +67,8 @@ async function onnxTop1(bytes: Uint8Array, dataset: Awaited<ReturnType<typeof lo
   }
 }
 
-/** Checks every finalized target of `runId` (see the module comment). */
-export async function checkRun(store: ObjectStore, runId: string): Promise<TargetCheck[]> {
+/** Checks every finalized target of `runId` (and the original file, when given; see the module comment). */
+export async function checkRun(store: ObjectStore, runId: string, original?: Uint8Array): Promise<TargetCheck[]> {
   const manifest = await readManifest(store, runId);
   const spec = await readRunSpec(store, manifest.specKey);
   const testSet = await loadDataset(spec.dataset.name, { split: 'test' });
@@ -74,11 +78,18 @@ export async function checkRun(store: ObjectStore, runId: string): Promise<Targe
       ? stratifiedSample(testSet, { total: spec.dataset.testLimit, seed: spec.search.seed })
       : undefined;
   const checks: TargetCheck[] = [];
+  let originalChecked = original === undefined;
   for (const target of manifest.targets) {
     const keys = runKeys(runId).target(target.name);
     if (!(await store.exists(keys.metrics))) continue;
     const metrics = parseWith(finalizeMetricsSchema, await getJson(store, keys.metrics), keys.metrics);
     const reported = metrics.accuracy.afterFineTune;
+    if (!originalChecked && original !== undefined && metrics.accuracy.original !== undefined) {
+      const { top1, count } = await onnxTop1(original, testSet, indices);
+      const expected = metrics.accuracy.original;
+      checks.push({ target: '(original)', onnxModelKey: null, onnxAccuracy: top1, reportedAccuracy: expected, testCount: count, agrees: count === metrics.testCount && Math.abs(top1 - expected) <= 0.001 });
+      originalChecked = true;
+    }
     if (metrics.onnxModelKey === undefined) {
       checks.push({ target: target.name, onnxModelKey: null, onnxAccuracy: null, reportedAccuracy: reported, testCount: metrics.testCount, agrees: false });
       continue;
@@ -97,12 +108,16 @@ export async function checkRun(store: ObjectStore, runId: string): Promise<Targe
 }
 
 async function main(): Promise<void> {
-  const { values, positionals } = parseArgs({ allowPositionals: true, options: { store: { type: 'string', default: '.emo-dir' }, json: { type: 'boolean', default: false } } });
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: { store: { type: 'string', default: '.emo-dir' }, original: { type: 'string' }, json: { type: 'boolean', default: false } },
+  });
   if (positionals.length !== 1) {
-    process.stderr.write('usage: node --import tsx scripts/onnx/check-accuracy.ts <runId> [--store DIR] [--json]\n');
+    process.stderr.write('usage: node --import tsx scripts/onnx/check-accuracy.ts <runId> [--store DIR] [--original FILE.onnx] [--json]\n');
     process.exit(2);
   }
-  const checks = await checkRun(new FileStore(values.store), positionals[0]);
+  const original = values.original === undefined ? undefined : await readFile(values.original);
+  const checks = await checkRun(new FileStore(values.store), positionals[0], original);
   if (values.json) {
     for (const check of checks) process.stdout.write(`${JSON.stringify(check)}\n`);
   } else {
