@@ -23,6 +23,7 @@ import { parseWith } from '../schema/validate.ts';
 import { divisionSchema } from './divide.ts';
 import { nameSchema } from '../schema/spec.ts';
 import { storeKeySchema } from '../schema/messages.ts';
+import { RESULT_FORMAT_VERSION } from '../schema/version.ts';
 
 const finite = z.number().refine(Number.isFinite, 'must be a finite number');
 const count = z.number().int().min(0);
@@ -33,7 +34,7 @@ const targetKind = z.enum(['flopsCut', 'paramsCut', 'flopsBudget', 'paramsBudget
 // manifest.json
 
 /** Bumped when a field changes meaning; readers refuse versions they do not know. */
-export const MANIFEST_VERSION = 1;
+export const MANIFEST_VERSION = RESULT_FORMAT_VERSION;
 
 export const manifestTargetSchema = z.strictObject({
   /** spec.ts `targetName`: the key segment of the target's plan, model and metrics. */
