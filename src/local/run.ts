@@ -14,7 +14,7 @@ import { cp, readFile } from 'node:fs/promises';
 import { isDeepStrictEqual } from 'node:util';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadDefinition, type Substitutions } from '../../statemachine/definition.ts';
+import { loadDefinition } from '../../statemachine/definition.ts';
 import { timestampRunId } from '../cloud/names.ts';
 import { executionInputSchema } from '../schema/messages.ts';
 import { runSpecSchema } from '../schema/spec.ts';
@@ -25,7 +25,7 @@ import { runKeys } from '../store/keys.ts';
 import { isLocalPath, isModelDirectory, localPath, uploadDirectory } from '../store/model-dir.ts';
 import type { ObjectStore } from '../store/object-store.ts';
 import { RunIdTakenError, sameBytes, writeOnce } from '../store/write-once.ts';
-import { LOCAL_ARNS, runStateMachineLocally, type ExecutionStatus, type LambdaFunction } from './embedded-runner.ts';
+import { LOCAL_ARNS, LOCAL_SUBSTITUTIONS, runStateMachineLocally, type ExecutionStatus, type LambdaFunction } from './embedded-runner.ts';
 import { DockerJobRunner, type DockerJobRunnerOptions } from './docker-jobs.ts';
 import { LocalProcessJobRunner, type JobRecord, type JobRunner, type RetryPolicy } from './job-runner.ts';
 import { ProgressDisplay, type ProgressMode, type ProgressStream } from './progress.ts';
@@ -106,8 +106,7 @@ export interface RunLocalResult {
   readonly modelSource?: string;
 }
 
-/** The stand-in ARNs, as statemachine/definition.ts needs them (a missing one fails to compile). */
-export const LOCAL_SUBSTITUTIONS: Substitutions = LOCAL_ARNS;
+export { LOCAL_SUBSTITUTIONS };
 
 /**
  * The worker command as containers/Dockerfile runs it, with absolute paths so that `emo-dir run`

@@ -42,13 +42,16 @@ export const DEFAULT_MAX_CONCURRENCY = 16;
 /**
  * The input of one execution of `statemachine/emo-dir.asl.json` (its README fixes the shape):
  * only the run id and the spec's store key travel; the store (bucket) is fixed by the deployed
- * functions' environment (`EMO_DIR_STORE`). `maxConcurrency` bounds each Batch Map.
+ * functions' environment (`EMO_DIR_STORE`). `maxConcurrency` bounds each Batch Map (the
+ * deployment's default when absent); `modelPackageKey` (runs started from a SageMaker model
+ * package) makes the run register its pruned models back (RegisterModels).
  */
 export const executionInputSchema = z
   .object({
     runId: nameSchema,
     specKey: storeKeySchema,
     maxConcurrency: z.number().int().min(1).max(10_000).optional(),
+    modelPackageKey: storeKeySchema.optional(),
   })
   .strict();
 export type ExecutionInput = z.infer<typeof executionInputSchema>;

@@ -18,7 +18,7 @@ import { initEngine } from '../../src/engine/backend.ts';
 import { encodeGenome } from '../../src/emo/genome.ts';
 import { planSchema, type Manifest } from '../../src/dir/manifest.ts';
 import { readManifest } from '../../src/dir/plan.ts';
-import { LOCAL_ARNS, runStateMachineLocally } from '../../src/local/embedded-runner.ts';
+import { LOCAL_ARNS, LOCAL_SUBSTITUTIONS, runStateMachineLocally } from '../../src/local/embedded-runner.ts';
 import { FunctionJobRunner } from '../../src/local/job-runner.ts';
 import { parseReport } from '../../src/schema/report.ts';
 import { runStatusRecordSchema } from '../../src/schema/messages.ts';
@@ -191,7 +191,7 @@ describe('pipeline handlers, one by one', () => {
 });
 
 describe('pipeline handlers in the state machine (embedded runner)', () => {
-  const definition = loadDefinition(LOCAL_ARNS);
+  const definition = loadDefinition(LOCAL_SUBSTITUTIONS);
   const lambdas = (): Record<string, (event: unknown) => Promise<unknown>> => ({
     [LOCAL_ARNS.PlanFunctionArn]: createPlanHandler(deps()),
     [LOCAL_ARNS.MergeFunctionArn]: createMergeHandler(deps()),

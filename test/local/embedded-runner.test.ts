@@ -5,6 +5,7 @@ import { describe, it } from 'node:test';
 import { loadDefinition } from '../../statemachine/definition.ts';
 import {
   LOCAL_ARNS,
+  LOCAL_SUBSTITUTIONS,
   LOCAL_JOB_DEFINITIONS,
   STATE_DATA_LIMIT_BYTES,
   describeJob,
@@ -16,7 +17,7 @@ import {
 import { FunctionJobRunner, type JobFunction, type LocalJob } from '../../src/local/job-runner.ts';
 
 type Json = Record<string, unknown>;
-const definition = loadDefinition(LOCAL_ARNS);
+const definition = loadDefinition(LOCAL_SUBSTITUTIONS);
 const input = { runId: 'r1', specKey: 'runs/r1/spec.json' };
 
 function lambdas(overrides: Partial<Record<'plan' | 'merge' | 'report', LambdaFunction>> = {}, events: Json[] = []) {
