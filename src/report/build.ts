@@ -36,6 +36,7 @@ import {
   type ReportSubnetwork,
   type ReportTarget,
 } from '../schema/report.ts';
+import { modelRegistrationsSchema } from '../schema/model-registry.ts';
 import { runSpecSchema, targetName, type RunSpec } from '../schema/spec.ts';
 import { formatPath, parseWith } from '../schema/validate.ts';
 import { runKeys, type RunKeys } from '../store/keys.ts';
@@ -311,6 +312,18 @@ export async function buildReport(store: ObjectStore, runId: string, options: Bu
     else if (!jointRead.missing || subnetworks.every((s) => s.front !== undefined)) problem('merge', `no joint front: ${jointRead.message}`);
   }
 
+  // Model package versions the RegisterModels step created (runs from the SageMaker model registry).
+  const modelPackages = new Map<string, string>();
+  const registrations = await readDocument(store, keys.modelPackages, modelRegistrationsSchema);
+  if (registrations.ok) {
+    for (const entry of registrations.value.targets) {
+      if ('modelPackageArn' in entry) modelPackages.set(entry.target, entry.modelPackageArn);
+      else problem('register', entry.error, entry.target);
+    }
+  } else if (!registrations.missing) {
+    problem('register', `unreadable registration record: ${registrations.message}`);
+  }
+
   // Target rows.
   let finalizeSeconds = 0;
   const reportTargets: ReportTarget[] = targets.map((target) => {
@@ -346,6 +359,7 @@ export async function buildReport(store: ObjectStore, runId: string, options: Bu
       ...(m.fineTuneEpochs === undefined ? {} : { fineTuneEpochs: m.fineTuneEpochs }),
       ...(m.fineTuneSeconds === undefined ? {} : { fineTuneSeconds: m.fineTuneSeconds }),
       ...(m.modelKey === undefined ? {} : { modelKey: m.modelKey }),
+      ...(modelPackages.has(target.name) ? { modelPackageArn: modelPackages.get(target.name) } : {}),
       ...(m.layers === undefined
         ? {}
         : { layers: m.layers.map((l) => ({ name: l.name, className: l.className, channelsBefore: l.channelsBefore, channelsAfter: l.channelsAfter })) }),

@@ -149,6 +149,32 @@ describe('buildReport', () => {
     assert.equal(parseReport(await getJson(store, written.reportKey), 'again').generatedAt, '2026-01-02T00:00:00.000Z');
   });
 
+  test('a run from a SageMaker model package: registered versions are linked, a refused one is a problem', async () => {
+    await finishedRun('registered');
+    const [first, second] = (await buildReport(store, 'registered', { now: NOW })).targets.map((target) => target.name);
+    const arn = 'arn:aws:sagemaker:us-east-2:123456789012:model-package/pruned-models/3';
+    await putJson(store, 'runs/registered/model-packages.json', {
+      runId: 'registered',
+      sourceModelPackageArn: 'arn:aws:sagemaker:us-east-2:123456789012:model-package/resnets/2',
+      modelPackageGroupName: 'pruned-models',
+      approvalStatus: 'PendingManualApproval',
+      targets: [
+        { target: first, modelPackageArn: arn, modelDataUrl: 's3://b/runs/registered/targets/x/model.tar.gz', metricsUrl: 's3://b/m.json' },
+        { target: second, error: 'CreateModelPackage in pruned-models failed: AccessDeniedException: no' },
+      ],
+      at: NOW.toISOString(),
+    });
+    const report = await buildReport(store, 'registered', { now: NOW });
+    assert.equal(report.targets.find((target) => target.name === first)?.modelPackageArn, arn);
+    assert.equal(report.targets.find((target) => target.name === second)?.modelPackageArn, undefined);
+    assert.deepEqual(report.problems, [{ stage: 'register', subject: second, message: 'CreateModelPackage in pruned-models failed: AccessDeniedException: no' }]);
+    assert.equal(report.status, 'partial');
+    const { htmlKey } = await writeReport(store, 'registered', { now: NOW });
+    const html = await getText(store, htmlKey);
+    assert.ok(html.includes(arn), 'the ARN is in the page');
+    assert.ok(html.includes('href="https://us-east-2.console.aws.amazon.com/sagemaker/home?region=us-east-2#/model-registry/pruned-models/details"'));
+  });
+
   test('a missing metrics.json: status partial, the target shows the problem, the report still renders', async () => {
     await finishedRun('part');
     await store.delete('runs/part/targets/flops-70/metrics.json');
