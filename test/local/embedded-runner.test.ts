@@ -93,7 +93,10 @@ describe('SubmitJob parameters -> local job', () => {
   it('finds every Task of the definition with the Maps around it', () => {
     assert.deepEqual(
       taskStatesOf(definition).map((task) => [task.name, task.maps.join('/')]),
-      [['Plan', ''], ['SearchJob', 'Search'], ['Merge', ''], ['FinalizeJob', 'Finalize'], ['Report', ''], ['RecordFailure', '']],
+      [
+        ['Plan', ''], ['SearchJob', 'Search'], ['SearchJobOnDemand', 'Search'], ['Merge', ''], ['FinalizeJob', 'Finalize'],
+        ['FinalizeJobOnDemand', 'Finalize'], ['RegisterModels', ''], ['Report', ''], ['RecordFailure', ''],
+      ],
     );
   });
 });
@@ -115,7 +118,7 @@ describe('runStateMachineLocally', () => {
       },
     });
     assert.equal(result.status, 'SUCCEEDED', JSON.stringify(result.error));
-    assert.deepEqual(stateEvents, ['CheckMaxConcurrency', 'DefaultMaxConcurrency', 'Plan', 'Search', 'Merge', 'Finalize', 'Report', 'Done']);
+    assert.deepEqual(stateEvents, ['CheckMaxConcurrency', 'DefaultMaxConcurrency', 'Plan', 'Search', 'Merge', 'Finalize', 'RegisterIfRequested', 'Report', 'Done']);
     assert.deepEqual(jobs.map((job) => job.label).sort(), ['finalize t50', 'search 000', 'search 001']);
     const output = result.output as Json;
     const searchJobs = output.searchJobs as { job: Json }[];
