@@ -12,26 +12,11 @@
  * to the plain log, but not to a TTY unless asked (`--verbose`): there the jobs' log files in the
  * store hold it (job-logs.ts).
  */
-import { z } from 'zod';
+import { workerEventSchema, type GenerationProgressEvent, type WorkerProgressEvent } from '../schema/progress.ts';
 import type { JobEvent, LocalJob, OutputStream } from './job-runner.ts';
 
-const subjectFields = { subnet: z.string().optional(), target: z.string().optional() };
-const generationEventSchema = z.looseObject({
-  event: z.literal('generation'),
-  ...subjectFields,
-  generation: z.number().int().min(0),
-  generations: z.number().int().min(1).optional(),
-  evaluations: z.number().int().min(0).optional(),
-  hypervolume: z.number().optional(),
-});
-const phaseEventSchema = z.looseObject({
-  event: z.literal('phase'),
-  ...subjectFields,
-  phase: z.string().min(1),
-  message: z.string().optional(),
-});
-const workerEventSchema = z.discriminatedUnion('event', [generationEventSchema, phaseEventSchema]);
-export type WorkerProgressEvent = z.infer<typeof workerEventSchema>;
+export type { WorkerProgressEvent };
+
 
 /** The progress event on a worker's output line, or undefined for any other line. */
 export function parseProgressLine(line: string): WorkerProgressEvent | undefined {
@@ -82,7 +67,7 @@ function fixed(value: number, digits: number): string {
 }
 
 /** `search 000: generation 3/8, 40 evaluations, hypervolume 0.410`. */
-export function formatGenerationLine(label: string, event: z.infer<typeof generationEventSchema>): string {
+export function formatGenerationLine(label: string, event: GenerationProgressEvent): string {
   const parts = [`generation ${event.generation}${event.generations === undefined ? '' : `/${event.generations}`}`];
   if (event.evaluations !== undefined) parts.push(`${event.evaluations} evaluations`);
   if (event.hypervolume !== undefined) parts.push(`hypervolume ${fixed(event.hypervolume, 3)}`);

@@ -89,9 +89,12 @@ export type S3ObjectCreatedEvent = z.infer<typeof s3ObjectCreatedEventSchema>;
 export const fieldIssueSchema = z.object({ path: z.string(), message: z.string() });
 
 /**
- * `runs/<runId>/status.json`: the run's terminal record when there is no execution to ask (a
- * rejected registry upload) or when the execution failed (the RecordFailure step). The trigger
- * writes `state: "rejected"`; other writers may add fields, which readers keep.
+ * `runs/<runId>/status.json`, the one schema of the run's terminal record, for every writer: a
+ * refused start (the registry triggers: `rejected`, with the bad fields), a failed execution (the
+ * RecordFailure step, src/report/build.ts `recordFailure`: `failed`, with Step Functions' error and
+ * cause) and a finished one (the Report step: `succeeded` or `failed`, with the report's keys).
+ * Readers: the report (a recorded failure), `emo-dir status`. Loose, so a newer writer's field
+ * survives an older reader.
  */
 export const runStatusRecordSchema = z.looseObject({
   runId: nameSchema,
@@ -104,5 +107,12 @@ export const runStatusRecordSchema = z.looseObject({
   source: z.string().optional(),
   /** For validation failures: every bad field, with its path in the JSON. */
   issues: z.array(fieldIssueSchema).optional(),
+  /** RecordFailure: the error name and (shortened) cause Step Functions caught. */
+  error: z.string().optional(),
+  cause: z.string().optional(),
+  /** Report: the report's own verdict and where it is. */
+  reportStatus: z.enum(['succeeded', 'partial', 'failed']).optional(),
+  reportKey: storeKeySchema.optional(),
+  htmlKey: storeKeySchema.optional(),
 });
 export type RunStatusRecord = z.infer<typeof runStatusRecordSchema>;

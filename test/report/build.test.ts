@@ -13,6 +13,7 @@ import { parseReport } from '../../src/schema/report.ts';
 import { runStatusRecordSchema } from '../../src/schema/messages.ts';
 import { FileStore, getJson, getText, putJson } from '../../src/store/index.ts';
 import type { RunSpecInput } from '../../src/schema/spec.ts';
+import { sampleMetrics } from '../cloud/helpers.ts';
 
 const spec: RunSpecInput = {
   model: 'zoo:fmnist-resnet',
@@ -69,22 +70,31 @@ async function finishedRun(runId: string, runSpec: RunSpecInput = spec): Promise
   for (const target of merged.targets) {
     const plan = planSchema.parse(await getJson(store, `runs/${runId}/merge/plans/${target}.json`));
     const scheme = plan.schemes[1];
-    await putJson(store, `runs/${runId}/targets/${target}/metrics.json`, {
-      target,
-      achieved: { macs: scheme.macs, params: scheme.params, flopsCut: scheme.flopsCut, paramsCut: scheme.paramsCut },
-      estimatedImpairment: scheme.estimatedImpairment,
-      measuredImpairment: scheme.estimatedImpairment * 1.1,
-      accuracy: { beforeFineTune: 0.7, afterFineTune: 0.89, original: 0.91 },
-      schemeRank: 2,
-      fineTuneEpochs: 2,
-      fineTuneSeconds: 300,
-      seconds: 400,
-      modelKey: `runs/${runId}/targets/${target}/model/`,
-      layers: [
-        { name: 'stem_conv', className: 'Conv2D', channelsBefore: 16, channelsAfter: 12 },
-        { name: 'head', className: 'Dense', channelsBefore: 10, channelsAfter: 10 },
-      ],
-    });
+    // A complete metrics.json (its one schema, src/schema/metrics.ts) with this plan's numbers.
+    await putJson(
+      store,
+      `runs/${runId}/targets/${target}/metrics.json`,
+      sampleMetrics(runId, target, {
+        targetSpec: { name: target, kind: plan.target.kind, value: plan.target.value },
+        schemeRank: 2,
+        scheme: { rank: 2, choice: {}, estimatedImpairment: scheme.estimatedImpairment },
+        achieved: { macs: scheme.macs, params: scheme.params, flopsCut: scheme.flopsCut, paramsCut: scheme.paramsCut },
+        original: { macs: plan.original.macs, params: plan.original.params },
+        estimatedImpairment: scheme.estimatedImpairment,
+        measuredImpairment: scheme.estimatedImpairment * 1.1,
+        estimateError: scheme.estimatedImpairment * 0.1,
+        accuracy: { beforeFineTune: 0.7, afterFineTune: 0.89, original: 0.91 },
+        fineTuneEpochs: 2,
+        fineTuneSeconds: 300,
+        seconds: 400,
+        backend: undefined,
+        modelKey: `runs/${runId}/targets/${target}/model/`,
+        layers: [
+          { name: 'stem_conv', className: 'Conv2D', channelsBefore: 16, channelsAfter: 12 },
+          { name: 'head', className: 'Dense', channelsBefore: 10, channelsAfter: 10 },
+        ],
+      }),
+    );
   }
   return manifest;
 }
