@@ -45,20 +45,20 @@ export const storeEnvSchema = z.preprocess(
   z.looseObject({ EMO_DIR_STORE: storeLocationVar }),
 );
 
-/** The trigger: the store, the state machine to start, and an optional Map concurrency. */
-export const triggerEnvSchema = z.preprocess(
-  bucketFallback,
-  z.looseObject({
-    EMO_DIR_STORE: storeLocationVar,
-    STATE_MACHINE_ARN: requiredVar().pipe(stateMachineArnSchema),
-    /** Batch jobs of one Map at once for triggered runs (default: the state machine's 16). */
-    EMO_DIR_MAX_CONCURRENCY: z
-      .string()
-      .regex(/^[1-9]\d{0,4}$/, 'must be a positive integer')
-      .transform(Number)
-      .optional(),
-  }),
-);
+/** What every trigger reads: the store, the state machine to start, and an optional Map concurrency. */
+const triggerVariables = {
+  EMO_DIR_STORE: storeLocationVar,
+  STATE_MACHINE_ARN: requiredVar().pipe(stateMachineArnSchema),
+  /** Batch jobs of one Map at once for triggered runs (default: the deployment's). */
+  EMO_DIR_MAX_CONCURRENCY: z
+    .string()
+    .regex(/^[1-9]\d{0,4}$/, 'must be a positive integer')
+    .transform(Number)
+    .optional(),
+};
+
+/** The registry trigger. */
+export const triggerEnvSchema = z.preprocess(bucketFallback, z.looseObject(triggerVariables));
 export type TriggerEnv = z.output<typeof triggerEnvSchema>;
 
 /** A comma-separated list variable, each item checked by `item`. */
@@ -72,13 +72,7 @@ function listVar<T extends z.ZodType<unknown, string>>(item: T, hint = '') {
 export const modelPackageTriggerEnvSchema = z.preprocess(
   bucketFallback,
   z.looseObject({
-    EMO_DIR_STORE: storeLocationVar,
-    STATE_MACHINE_ARN: requiredVar().pipe(stateMachineArnSchema),
-    EMO_DIR_MAX_CONCURRENCY: z
-      .string()
-      .regex(/^[1-9]\d{0,4}$/, 'must be a positive integer')
-      .transform(Number)
-      .optional(),
+    ...triggerVariables,
     /** Comma-separated model package group names whose versions start runs. */
     EMO_DIR_MODEL_PACKAGE_GROUPS: listVar(modelPackageGroupNameSchema, ' (the groups to watch, e.g. resnets,detectors)'),
     /** Comma-separated approval statuses that start a run (default Approved). */

@@ -38,7 +38,7 @@ export const frontFilePointSchema = z.object({
 export const frontFileSchema = z
   .looseObject({
     /** `emo-dir/subnet-front` and 1, as the search writes them (older or hand-made fronts may lack them). */
-    format: z.literal(FRONT_FORMAT).optional(),
+    format: z.string().min(1).optional(),
     version: z.literal(1).optional(),
     runId: nameSchema,
     subnet: nameSchema,
