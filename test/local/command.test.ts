@@ -50,7 +50,7 @@ async function setup(mode = '') {
 
 describe('emo-dir run', () => {
   it('--json prints one object with the run id, store, report path and per-target metrics', async () => {
-    const { dir, specPath, out, deps } = await setup();
+    const { dir, specPath, out, deps } = await setup('metrics:flops-50');
     const code = await runCommand([specPath, '--store', join(dir, 'store'), '--workers', '2', '--json'], deps);
     assert.equal(code, 0);
     assert.equal(out.length, 1);
@@ -58,9 +58,37 @@ describe('emo-dir run', () => {
     assert.equal(result.runId, 'cmd');
     assert.equal(result.status, 'SUCCEEDED');
     assert.equal(result.report, join(dir, 'store', 'runs', 'cmd', 'report.html'));
-    assert.equal(result.targets['flops-50'].id, 'flops-50', 'the metrics the finalize job wrote');
+    assert.equal(result.targets['flops-50'].achieved.flopsCut, 0.5012, 'the metrics the finalize job wrote');
     assert.ok(result.workerSeconds > 0);
     assert.ok(JSON.parse(await readFile(join(dir, 'store', 'runs', 'cmd', 'spec.json'), 'utf8')).runId === 'cmd');
+  });
+
+  it('ends with a table per target and the report\'s path (without --json)', async () => {
+    const { dir, specPath, out, deps } = await setup('metrics:flops-50');
+    assert.equal(await runCommand([specPath, '--store', join(dir, 'store'), '--workers', '2'], deps), 0);
+    const store = join(dir, 'store');
+    assert.equal(
+      out.join(''),
+      [
+        'target    FLOPs cut  params cut  accuracy  pruned  fine-tuned  model',
+        `flops-50      50.1%       20.8%     90.9%   80.1%       89.4%  ${join(store, 'runs', 'cmd', 'targets', 'flops-50', 'model')}`,
+        `report: ${join(store, 'runs', 'cmd', 'report.html')}`,
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('sends worker output to a log file per job and prints the failed job\'s on failure', async () => {
+    const { dir, specPath, out, err, deps } = await setup('fail:000');
+    assert.equal(await runCommand([specPath, '--store', join(dir, 'store'), '--workers', '2'], deps), 1);
+    assert.equal(out.length, 0);
+    const logPath = join(dir, 'store', 'runs', 'cmd', 'logs', 'search-000.log');
+    assert.ok(err.join('').includes(`  full log of search 000: ${logPath}\n`), err.join(''));
+    const log = await readFile(logPath, 'utf8');
+    assert.match(log, /^--- search 000: attempt 1 started /);
+    assert.match(log, /\nplain output of search 000 attempt 1\n/);
+    assert.match(log, /\n\[stderr\] fake-worker: search 000 cannot continue \(simulated application error\)\n/);
+    assert.match(log, /\n--- search 000: FAILED Essential container in task exited \(exit code 1\) ---\n$/);
   });
 
   it('rejects bad arguments with exit code 2 and the usage', async () => {

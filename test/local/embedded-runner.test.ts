@@ -5,6 +5,7 @@ import { describe, it } from 'node:test';
 import { loadDefinition } from '../../statemachine/definition.ts';
 import {
   LOCAL_ARNS,
+  LOCAL_SUBSTITUTIONS,
   LOCAL_JOB_DEFINITIONS,
   STATE_DATA_LIMIT_BYTES,
   describeJob,
@@ -16,7 +17,7 @@ import {
 import { FunctionJobRunner, type JobFunction, type LocalJob } from '../../src/local/job-runner.ts';
 
 type Json = Record<string, unknown>;
-const definition = loadDefinition(LOCAL_ARNS);
+const definition = loadDefinition(LOCAL_SUBSTITUTIONS);
 const input = { runId: 'r1', specKey: 'runs/r1/spec.json' };
 
 function lambdas(overrides: Partial<Record<'plan' | 'merge' | 'report', LambdaFunction>> = {}, events: Json[] = []) {
@@ -92,7 +93,10 @@ describe('SubmitJob parameters -> local job', () => {
   it('finds every Task of the definition with the Maps around it', () => {
     assert.deepEqual(
       taskStatesOf(definition).map((task) => [task.name, task.maps.join('/')]),
-      [['Plan', ''], ['SearchJob', 'Search'], ['Merge', ''], ['FinalizeJob', 'Finalize'], ['Report', ''], ['RecordFailure', '']],
+      [
+        ['Plan', ''], ['SearchJob', 'Search'], ['SearchJobOnDemand', 'Search'], ['Merge', ''], ['FinalizeJob', 'Finalize'],
+        ['FinalizeJobOnDemand', 'Finalize'], ['RegisterModels', ''], ['Report', ''], ['RecordFailure', ''],
+      ],
     );
   });
 });
@@ -114,7 +118,7 @@ describe('runStateMachineLocally', () => {
       },
     });
     assert.equal(result.status, 'SUCCEEDED', JSON.stringify(result.error));
-    assert.deepEqual(stateEvents, ['CheckMaxConcurrency', 'DefaultMaxConcurrency', 'Plan', 'Search', 'Merge', 'Finalize', 'Report', 'Done']);
+    assert.deepEqual(stateEvents, ['CheckMaxConcurrency', 'DefaultMaxConcurrency', 'Plan', 'Search', 'Merge', 'Finalize', 'RegisterIfRequested', 'Report', 'Done']);
     assert.deepEqual(jobs.map((job) => job.label).sort(), ['finalize t50', 'search 000', 'search 001']);
     const output = result.output as Json;
     const searchJobs = output.searchJobs as { job: Json }[];

@@ -58,7 +58,7 @@ describe('progress formatting (pure)', () => {
     assert.deepEqual(update.detail, ['search 000: generation 2/8, 20 evaluations, hypervolume 0.100']);
     assert.equal(model.jobs[0].generation, 2);
     // Progress JSON on stderr is worker output, not progress.
-    assert.deepEqual(model.applyOutput(job, generation(5), 'stderr').detail, [`[search 000] ${generation(5)}`]);
+    assert.deepEqual(model.applyOutput(job, generation(5), 'stderr').output, [`[search 000] ${generation(5)}`]);
     assert.equal(model.jobs[0].generation, 2);
     const failed = model.applyJobEvent(
       { type: 'attempt-failed', job, willRetry: true, attempt: { attempt: 1, startedAt: 0, stoppedAt: 1, exitCode: null, signal: 'SIGKILL', reason: 'r', statusReason: 'Host EC2 (instance local) terminated.' } },
@@ -96,6 +96,20 @@ describe('ProgressDisplay', () => {
     quietDisplay.onOutput(job, generation(1), 'stdout');
     quietDisplay.onJobEvent({ type: 'failed', job, record: record({ status: 'FAILED', statusReason: 'exit code 1' }) });
     assert.equal(quiet.writes.join(''), 'search 000: failed: exit code 1\n');
+  });
+
+  it('keeps worker output off a TTY (it is in the job logs) unless asked, and shows failures either way', () => {
+    for (const showWorkerOutput of [undefined, true]) {
+      const tty = stream(true);
+      const display = new ProgressDisplay({ stream: tty.stream, throttleMs: 1_000_000, ...(showWorkerOutput ? { showWorkerOutput } : {}) });
+      display.onOutput(job, 'loading model...', 'stderr');
+      display.onJobEvent({ type: 'failed', job, record: record({ status: 'FAILED', statusReason: 'exit code 1' }) });
+      const text = tty.writes.join('');
+      assert.equal(text.includes('[search 000] loading model...'), showWorkerOutput === true, text);
+      assert.ok(text.includes('search 000: failed: exit code 1'), text);
+    }
+    assert.equal(new ProgressDisplay({ stream: stream(false).stream }).showWorkerOutput, true, 'plain logs show it');
+    assert.equal(new ProgressDisplay({ stream: stream(false).stream, mode: 'quiet', showWorkerOutput: true }).showWorkerOutput, false, 'quiet never');
   });
 
   it('redraws bars in place on a TTY, at most once per throttle interval', async () => {
