@@ -19,7 +19,7 @@ import { parseReport } from '../../src/schema/report.ts';
 import { S3Store } from '../../src/store/s3-store.ts';
 import { runKeys } from '../../src/store/keys.ts';
 import { getJson } from '../../src/store/object-store.ts';
-import { parseSingleJson, runCli, tinySpec, type CliResult } from '../e2e/helpers.ts';
+import { assertKilledThenRetried, parseSingleJson, runCli, tinySpec, type CliResult, type JobJson } from '../e2e/helpers.ts';
 import { startS3rver, type RunningS3rver } from '../store/s3rver.ts';
 import { startHoldingProxy } from './holding-proxy.ts';
 import { WORKER_IMAGE, dockerReady } from './images.ts';
@@ -31,11 +31,6 @@ const SUBNETS = ['k1', 'k2'];
 const CREDENTIALS = { AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER', AWS_REGION: 'us-east-1' };
 
 type Json = Record<string, unknown>;
-interface JobJson {
-  readonly label: string;
-  readonly status: string;
-  readonly attempts: readonly { attempt: number; startedAt: number; stoppedAt: number; signal: string | null; statusReason: string }[];
-}
 
 const docker = async (args: readonly string[]): Promise<string> => (await promisify(execFile)('docker', [...args])).stdout.trim();
 
@@ -166,18 +161,7 @@ describe('emo-dir run --jobs docker (worker containers, S3 on 127.0.0.1)', () =>
       process.stderr.write(`docker e2e: killed container ${killed}; the run took ${cli.wallSeconds.toFixed(1)} s\n`);
 
       // The runner saw a host failure (docker run's exit 137) and retried: attempt 2 succeeded.
-      const jobs = parseSingleJson(cli.stdout).jobs as JobJson[];
-      const k1 = jobs.find((job) => job.label === 'search k1');
-      assert.ok(k1 !== undefined);
-      assert.equal(k1.status, 'SUCCEEDED');
-      assert.deepEqual(
-        k1.attempts.map((attempt) => [attempt.attempt, attempt.signal]),
-        [
-          [1, 'SIGKILL'],
-          [2, null],
-        ],
-      );
-      assert.match(k1.attempts[0].statusReason, /^Host EC2/);
+      assertKilledThenRetried(parseSingleJson(cli.stdout), 'search k1');
       // Attempt 2 resumed from the checkpoint instead of starting over.
       const stats = (await getJson(faults, keys.subnet('k1').stats)) as { resumedFrom: unknown };
       assert.notEqual(stats.resumedFrom, null, 'attempt 2 did not resume from a checkpoint');

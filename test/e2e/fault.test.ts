@@ -6,17 +6,11 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { HOLD_WAIT_MS, childProcesses, fileExists, holdSearchEnv, parseSingleJson, runCli, tinySpec, waitFor } from './helpers.ts';
+import { HOLD_WAIT_MS, assertKilledThenRetried, childProcesses, fileExists, holdSearchEnv, parseSingleJson, runCli, tinySpec, waitFor } from './helpers.ts';
 
 // The same run id in both stores: front.json names its run, so only then can the bytes match.
 const RUN_ID = 'e2e-fault';
 const SUBNETS = ['k1', 'k2'];
-
-interface JobJson {
-  readonly label: string;
-  readonly status: string;
-  readonly attempts: readonly { attempt: number; signal: string | null; statusReason: string }[];
-}
 
 describe('a worker killed mid-search', () => {
   let dir: string | undefined;
@@ -72,18 +66,7 @@ describe('a worker killed mid-search', () => {
     process.stderr.write(`fault: killed pid ${killed.pid} (${killed.args}); the run took ${faulty.wallSeconds.toFixed(1)} s\n`);
 
     // The runner saw a host failure and retried: attempt 1 killed by SIGKILL, attempt 2 succeeded.
-    const jobs = parseSingleJson(faulty.stdout).jobs as JobJson[];
-    const k1 = jobs.find((job) => job.label === 'search k1');
-    assert.ok(k1 !== undefined);
-    assert.equal(k1.status, 'SUCCEEDED');
-    assert.deepEqual(
-      k1.attempts.map((attempt) => [attempt.attempt, attempt.signal]),
-      [
-        [1, 'SIGKILL'],
-        [2, null],
-      ],
-    );
-    assert.match(k1.attempts[0].statusReason, /^Host EC2/);
+    assertKilledThenRetried(parseSingleJson(faulty.stdout), 'search k1');
     assert.match(faulty.stderr, /\[search k1\] attempt 1 failed .*retrying as attempt 2/);
     // Attempt 2 resumed from a checkpoint instead of starting over.
     const stats = JSON.parse(await readFile(join(faultStore, 'runs', RUN_ID, 'subnets', 'k1', 'search-stats.json'), 'utf8')) as {

@@ -4,6 +4,7 @@
  * worker processes a run started, and snapshots of a directory tree (to prove that nothing was
  * written outside the store).
  */
+import assert from 'node:assert/strict';
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -213,4 +214,29 @@ export async function runCommandInProcess(
     ...extra,
   });
   return { code, stdout, stderr };
+}
+
+/** A job as `emo-dir run --json` lists it. */
+export interface JobJson {
+  readonly label: string;
+  readonly status: string;
+  readonly attempts: readonly { attempt: number; startedAt: number; stoppedAt: number; signal: string | null; statusReason: string }[];
+}
+
+/**
+ * The job `label` of a `--json` result lost attempt 1 to a SIGKILL the runner did not send (in
+ * Batch's terms a lost host) and succeeded as attempt 2.
+ */
+export function assertKilledThenRetried(result: Json, label: string): void {
+  const job = (result.jobs as JobJson[]).find((candidate) => candidate.label === label);
+  assert.ok(job !== undefined, `no job ${label} in ${JSON.stringify(result.jobs)}`);
+  assert.equal(job.status, 'SUCCEEDED');
+  assert.deepEqual(
+    job.attempts.map((attempt) => [attempt.attempt, attempt.signal]),
+    [
+      [1, 'SIGKILL'],
+      [2, null],
+    ],
+  );
+  assert.match(job.attempts[0].statusReason, /^Host EC2/);
 }
