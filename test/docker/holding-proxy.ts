@@ -44,6 +44,10 @@ export async function startHoldingProxy(target: string, hold: (method: string, p
     outgoing.on('error', () => response.destroy());
     request.pipe(outgoing);
   });
+  // No idle-connection timeout: a worker reusing a connection just as it timed out would see
+  // "socket hang up" (see test/store/s3rver-child.mjs).
+  server.keepAliveTimeout = 60 * 60_000;
+  server.headersTimeout = 60 * 60_000 + 1_000;
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   const release = (): void => {
