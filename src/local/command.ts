@@ -33,6 +33,7 @@ const COMMON_OPTIONS = `  --store LOC            the store: a directory (default
   --endpoint URL         S3 endpoint for an s3:// store, e.g. LocalStack's http://localhost:4566
   --jobs local|docker    Batch jobs as local processes (default) or \`docker run --gpus all\` of --image
   --image IMAGE          the worker image for --jobs docker (default emo-dir-worker:latest)
+  --gpus all|none        --jobs docker: \`--gpus all\` (default) or none (the CPU image, containers/Dockerfile.cpu)
   --workers N            jobs at once (default: the number of CPUs)
   --max-concurrency N    Batch jobs per Map at once, as in the cloud (default 16)
   --json                 print one JSON object with the result on stdout
@@ -162,6 +163,7 @@ const COMMAND_OPTIONS = {
   endpoint: { type: 'string' },
   jobs: { type: 'string' },
   image: { type: 'string' },
+  gpus: { type: 'string' },
   json: { type: 'boolean', default: false },
   quiet: { type: 'boolean', default: false },
   'dry-run': { type: 'boolean', default: false },
@@ -242,6 +244,8 @@ export async function executeCommand(name: 'run' | 'resume', argv: string[], dep
     maxConcurrency = positiveInteger('max-concurrency', values['max-concurrency'] as string | undefined);
     if (jobs !== 'local' && jobs !== 'docker') throw new Error(`--jobs must be local or docker, got ${JSON.stringify(jobs)}`);
     if (values.image !== undefined && jobs !== 'docker') throw new Error('--image needs --jobs docker');
+    if (values.gpus !== undefined && jobs !== 'docker') throw new Error('--gpus needs --jobs docker');
+    if (values.gpus !== undefined && values.gpus !== 'all' && values.gpus !== 'none') throw new Error(`--gpus must be all or none, got ${JSON.stringify(values.gpus)}`);
     store = commandStore(values.store as string | undefined, endpoint);
     if (jobs === 'docker' && store instanceof FileStore) {
       throw new Error('--jobs docker needs an s3:// --store (the worker containers cannot see a local directory); e.g. --store s3://emo-dir/local --endpoint http://localhost:4566');
@@ -279,7 +283,13 @@ export async function executeCommand(name: 'run' | 'resume', argv: string[], dep
       ...(workers === undefined ? {} : { workers }),
       ...(maxConcurrency === undefined ? {} : { maxConcurrency }),
       ...(jobs === 'docker'
-        ? { docker: { ...(endpoint === undefined ? {} : { endpoint }), ...(values.image === undefined ? {} : { image: values.image as string }) } }
+        ? {
+            docker: {
+              ...(endpoint === undefined ? {} : { endpoint }),
+              ...(values.image === undefined ? {} : { image: values.image as string }),
+              ...(values.gpus === 'none' ? { gpus: false } : {}),
+            },
+          }
         : { workerEnv: { ...workerEnv, ...deps.runOptions?.workerEnv } }),
       json: values.json === true,
       quiet: values.quiet === true,

@@ -102,13 +102,21 @@ describe('emo-dir run', () => {
 
   it('Ctrl-C stops the workers and ends the run as aborted', async () => {
     const { dir, specPath, out, err, deps, signals } = await setup('hang:000');
-    const started = Date.now();
     const running = runCommand([specPath, '--store', join(dir, 'store'), '--json'], deps);
-    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    // Ctrl-C once the search worker is running (it says so in hanging.json), not after a guess.
+    const hanging = join(dir, 'store', 'scratch', 'cmd', 'search', '000', 'hanging.json');
+    let ended = false;
+    void running.finally(() => (ended = true));
+    while (!ended && !(await readFile(hanging).then(() => true, () => false))) await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(ended, false, `the run ended before its worker started: ${err.join('')}`);
     signals.emit('SIGINT');
     assert.equal(await running, 1);
-    assert.ok(Date.now() - started < 10_000);
-    assert.equal(JSON.parse(out[0]).status, 'ABORTED');
+    const result = JSON.parse(out[0]) as { status: string; jobs: { label: string; status: string; attempts: { signal: string | null }[] }[] };
+    assert.equal(result.status, 'ABORTED');
+    // The hanging worker (it ignores SIGTERM) was ended by the runner: SIGKILL after the grace.
+    const search = result.jobs.find((job) => job.label === 'search 000');
+    assert.equal(search?.status, 'CANCELLED');
+    assert.deepEqual(search.attempts.map((attempt) => attempt.signal), ['SIGKILL']);
     assert.match(err.join(''), /run cmd: ABORTED/);
   });
 });

@@ -76,7 +76,23 @@ describe('progress formatting (pure)', () => {
 describe('ProgressDisplay', () => {
   function stream(isTTY: boolean) {
     const writes: string[] = [];
-    return { writes, stream: { isTTY, columns: 80, write: (text: string) => writes.push(text) } };
+    let written: (() => void) | undefined;
+    /** Resolves at the next write (a minute without one is a display that never redraws). */
+    const nextWrite = (): Promise<void> =>
+      new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('no write for a minute')), 60_000);
+        written = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    const write = (text: string): number => {
+      writes.push(text);
+      written?.();
+      written = undefined;
+      return writes.length;
+    };
+    return { writes, nextWrite, stream: { isTTY, columns: 80, write } };
   }
 
   it('writes plain lines off a TTY, and only important ones when quiet', () => {
@@ -125,7 +141,8 @@ describe('ProgressDisplay', () => {
     display.onOutput(job, generation(2), 'stdout');
     assert.equal(tty.writes.length, 1, 'updates within the interval wait');
     now = 60;
-    await new Promise((resolve) => setTimeout(resolve, 80));
+    // The redraw waits for the rest of the interval on a real timer: wait for it, not a guess.
+    await tty.nextWrite();
     assert.equal(tty.writes.length, 2);
     // The redraw moves up over the one drawn line and shows only the latest generation.
     assert.equal(tty.writes[1], '\x1b[1F\x1b[2Ksearch 000 [#####...............] gen 2/8  20 evals  HV 0.100  0s\n\x1b[J');
