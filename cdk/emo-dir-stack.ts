@@ -1,6 +1,7 @@
 /**
  * The emo-dir stack reads like the list of the system's parts (DESIGN §3 "Infrastructure"):
- * network, data bucket, GPU Batch, pipeline Lambdas, the state machine and the registry trigger.
+ * network, data bucket, GPU Batch, pipeline Lambdas, the state machine, the registry trigger and,
+ * when model package groups are named, the SageMaker Model Registry trigger.
  * It is environment-agnostic (no account/region lookups), so `cdk synth` works offline.
  */
 import { CfnOutput, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
@@ -8,8 +9,11 @@ import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
 import { DataBucket } from './constructs/bucket.ts';
-import { GpuBatch, type JobSizing } from './constructs/batch.ts';
+import { GpuBatch, type CapacityMode, type JobSizing } from './constructs/batch.ts';
 import { PipelineFunctions } from './constructs/functions.ts';
+import { ModelRegistry, checkModelRegistrySettings } from './constructs/model-registry.ts';
+import type { ModelApprovalStatus } from '../src/schema/model-registry.ts';
+import type { Duration } from 'aws-cdk-lib';
 import { RegistryTrigger } from './constructs/registry-trigger.ts';
 import { Workflow } from './constructs/workflow.ts';
 
@@ -30,9 +34,17 @@ export interface EmoDirStackProps extends StackProps {
     readonly merge: string;
     readonly report: string;
     readonly trigger: string;
+    readonly registerModels: string;
+    readonly modelPackageTrigger: string;
   };
   readonly existingVpc?: ExistingVpc;
   readonly instanceTypes?: readonly string[];
+  /** Spot, On-Demand, or Spot falling back to On-Demand (default); see constructs/batch.ts. */
+  readonly capacity?: CapacityMode;
+  /** How long a job waits for Spot capacity before the On-Demand fallback. */
+  readonly capacityWait?: Duration;
+  /** GPU jobs of one Map at once; sizes the compute environments. Default 16. */
+  readonly maxConcurrency?: number;
   readonly maxvCpus?: number;
   readonly encryption?: 'S3_MANAGED' | 'KMS';
   readonly scratchExpirationDays?: number;
@@ -41,6 +53,13 @@ export interface EmoDirStackProps extends StackProps {
   readonly logRetention?: logs.RetentionDays;
   /** Hourly price of one GPU instance, for the report's cost estimate (none when unset). */
   readonly usdPerGpuHour?: number;
+  /** SageMaker Model Registry trigger: watched groups (none: no trigger), statuses, output group, artifact buckets. */
+  readonly modelRegistry?: {
+    readonly modelPackageGroups: readonly string[];
+    readonly approvalStatuses?: readonly ModelApprovalStatus[];
+    readonly outputModelPackageGroup?: string;
+    readonly modelArtifactBuckets?: readonly string[];
+  };
 }
 
 export class EmoDirStack extends Stack {
@@ -49,9 +68,12 @@ export class EmoDirStack extends Stack {
   readonly functions: PipelineFunctions;
   readonly workflow: Workflow;
   readonly trigger: RegistryTrigger;
+  readonly modelRegistry?: ModelRegistry;
 
   constructor(scope: Construct, id: string, props: EmoDirStackProps) {
     super(scope, id, props);
+    const modelRegistry = props.modelRegistry !== undefined && props.modelRegistry.modelPackageGroups.length > 0 ? props.modelRegistry : undefined;
+    if (modelRegistry !== undefined) checkModelRegistrySettings(modelRegistry, this.stackName);
     const logRetention = props.logRetention ?? logs.RetentionDays.THREE_MONTHS;
 
     this.data = new DataBucket(this, 'Data', {
@@ -70,6 +92,9 @@ export class EmoDirStack extends Stack {
       data: this.data,
       projectRoot: props.projectRoot,
       instanceTypes: props.instanceTypes,
+      capacity: props.capacity,
+      capacityWait: props.capacityWait,
+      maxConcurrency: props.maxConcurrency,
       maxvCpus: props.maxvCpus,
       search: props.search,
       finalize: props.finalize,
@@ -88,9 +113,14 @@ export class EmoDirStack extends Stack {
       plan: this.functions.plan.function,
       merge: this.functions.merge.function,
       report: this.functions.report.function,
+      registerModels: this.functions.registerModels.function,
       queue: this.gpu.queue,
+      fallbackQueue: this.gpu.fallbackQueue,
       searchJob: this.gpu.searchJob,
       finalizeJob: this.gpu.finalizeJob,
+      searchJobName: this.gpu.searchJobName,
+      finalizeJobName: this.gpu.finalizeJobName,
+      defaultMaxConcurrency: props.maxConcurrency,
       logRetention,
     });
 
@@ -102,14 +132,34 @@ export class EmoDirStack extends Stack {
       logRetention,
     });
 
+    if (modelRegistry !== undefined) {
+      this.modelRegistry = new ModelRegistry(this, 'ModelRegistry', {
+        ...modelRegistry,
+        entry: props.functionEntries.modelPackageTrigger,
+        projectRoot: props.projectRoot,
+        data: this.data,
+        stateMachine: this.workflow.stateMachine,
+        registerModels: this.functions.registerModels,
+        deadLetterQueue: this.trigger.deadLetterQueue,
+        logRetention,
+      });
+      new CfnOutput(this, 'PrunedModelPackageGroup', { value: this.modelRegistry.outputGroupName, description: 'Where pruned models are registered' });
+    }
+
     new CfnOutput(this, 'BucketName', { value: this.data.bucket.bucketName, description: 'Data bucket (registry/, datasets/, runs/, scratch/)' });
     new CfnOutput(this, 'StoreLocation', { value: `s3://${this.data.bucket.bucketName}`, description: 'Store location for emo-dir --store' });
     new CfnOutput(this, 'StateMachineArn', { value: this.workflow.stateMachine.stateMachineArn });
     new CfnOutput(this, 'JobQueueArn', { value: this.gpu.queue.jobQueueArn });
+    if (this.gpu.fallbackQueue !== undefined) {
+      new CfnOutput(this, 'OnDemandJobQueueArn', { value: this.gpu.fallbackQueue.jobQueueArn, description: 'Jobs cancelled for lack of Spot capacity run here' });
+    }
     new CfnOutput(this, 'SearchJobDefinitionArn', { value: this.gpu.searchJob.jobDefinitionArn });
     new CfnOutput(this, 'FinalizeJobDefinitionArn', { value: this.gpu.finalizeJob.jobDefinitionArn });
     new CfnOutput(this, 'WorkerImageUri', { value: this.gpu.image.imageUri });
-    new CfnOutput(this, 'TriggerDeadLetterQueueUrl', { value: this.trigger.deadLetterQueue.queueUrl });
+    new CfnOutput(this, 'TriggerDeadLetterQueueUrl', {
+      value: this.trigger.deadLetterQueue.queueUrl,
+      description: 'Trigger events that started no run (undeliverable, or failed after Lambda retries)',
+    });
   }
 
   #newVpc(logRetention: logs.RetentionDays): ec2.Vpc {

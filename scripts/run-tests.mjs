@@ -3,7 +3,7 @@
 // Node 20's `--test` neither expands `**` nor knows `.ts`, and we want both cores busy.
 import { run } from 'node:test';
 import { spec } from 'node:test/reporters';
-import { readdirSync, statSync } from 'node:fs';
+import { appendFileSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { availableParallelism } from 'node:os';
 import { pipeline } from 'node:stream/promises';
@@ -34,5 +34,14 @@ const stream = run({ files, concurrency, timeout: 20 * 60_000 });
 stream.on('test:fail', () => {
   failed = true;
 });
+// EMO_DIR_TEST_EVENTS=<file>: one JSON line per finished test (scripts/stress-tests.sh counts
+// failures per test from them).
+const eventsFile = process.env.EMO_DIR_TEST_EVENTS;
+if (eventsFile) {
+  const record = (result) => (event) =>
+    appendFileSync(eventsFile, `${JSON.stringify({ result: event.skip ? 'skip' : result, file: event.file && relative('.', event.file), name: event.name, nesting: event.nesting })}\n`);
+  stream.on('test:pass', record('pass'));
+  stream.on('test:fail', record('fail'));
+}
 await pipeline(stream.compose(spec), process.stdout);
 process.exitCode = failed ? 1 : 0;

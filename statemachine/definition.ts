@@ -14,20 +14,37 @@ export const SUBSTITUTION_NAMES = [
   'PlanFunctionArn',
   'MergeFunctionArn',
   'ReportFunctionArn',
+  'RegisterModelsFunctionArn',
   'JobQueueArn',
+  'FallbackJobQueueArn',
   'SearchJobDefinitionArn',
   'FinalizeJobDefinitionArn',
+  'DefaultMaxConcurrency',
 ] as const;
+
+/** The `FallbackJobQueueArn` of a deployment without an On-Demand fallback queue (the ASL never falls back then). */
+export const NO_FALLBACK_QUEUE = 'none';
 
 export type SubstitutionName = (typeof SUBSTITUTION_NAMES)[number];
 export type Substitutions = Readonly<Record<SubstitutionName, string>>;
+
+/**
+ * What the queue writes into a job's status reason when jobStateTimeLimitActions cancels it for
+ * lack of capacity (AWS Batch user guide, "Jobs stuck in RUNNABLE due to capacity"):
+ * `Canceled by JobStateTimeLimit action due to reason: CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY`.
+ * The ASL's capacity checks match the failed task's Cause against it.
+ */
+export const CAPACITY_CANCEL_REASON = 'Canceled by JobStateTimeLimit action due to reason: CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY';
 
 /** Names of the Task states, for `taskResourceLocalHandlers` overrides of the embedded runner. */
 export const TASK_STATES = {
   plan: 'Plan',
   searchJob: 'SearchJob',
+  searchJobOnDemand: 'SearchJobOnDemand',
   merge: 'Merge',
   finalizeJob: 'FinalizeJob',
+  finalizeJobOnDemand: 'FinalizeJobOnDemand',
+  registerModels: 'RegisterModels',
   report: 'Report',
   recordFailure: 'RecordFailure',
 } as const;

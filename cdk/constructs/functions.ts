@@ -1,5 +1,6 @@
 /**
- * The pipeline's Lambda handlers (DESIGN §3 steps 1, 3, 5): Plan, Merge and Report. Each is a
+ * The pipeline's Lambda handlers (DESIGN §3 steps 1, 3, 5): Plan, Merge, Report, and
+ * RegisterModels (runs from a SageMaker model package register their pruned models back). Each is a
  * NodejsFunction bundled by the local esbuild (no Docker at synth), with its own role, its own
  * log group with retention, X-Ray tracing, and S3 access by key prefix only.
  */
@@ -98,7 +99,7 @@ export class PipelineHandler extends Construct {
 }
 
 export interface PipelineFunctionsProps {
-  readonly entries: { readonly plan: string; readonly merge: string; readonly report: string };
+  readonly entries: { readonly plan: string; readonly merge: string; readonly report: string; readonly registerModels: string };
   readonly projectRoot: string;
   readonly data: DataBucket;
   readonly logRetention?: logs.RetentionDays;
@@ -110,6 +111,8 @@ export class PipelineFunctions extends Construct {
   readonly plan: PipelineHandler;
   readonly merge: PipelineHandler;
   readonly report: PipelineHandler;
+  /** Its SageMaker permissions come from the ModelRegistry construct, when the integration is on. */
+  readonly registerModels: PipelineHandler;
 
   constructor(scope: Construct, id: string, props: PipelineFunctionsProps) {
     super(scope, id);
@@ -139,6 +142,16 @@ export class PipelineFunctions extends Construct {
       timeout: Duration.minutes(5),
       access: { read: [RUNS_PREFIX], write: [RUNS_PREFIX] },
       ...(props.usdPerGpuHour === undefined ? {} : { environment: { EMO_DIR_USD_PER_GPU_HOUR: String(props.usdPerGpuHour) } }),
+    });
+    this.registerModels = new PipelineHandler(this, 'RegisterModels', {
+      ...common,
+      entry: props.entries.registerModels,
+      description: 'emo-dir RegisterModels: pruned models of a model-package run become new SageMaker model package versions',
+      // Packs each target's model into model.tar.gz in memory.
+      memorySize: 3008,
+      timeout: Duration.minutes(15),
+      // Reads the run's models and metrics; writes the archives, metrics reports and the record.
+      access: { read: [RUNS_PREFIX], write: [RUNS_PREFIX] },
     });
   }
 }

@@ -12,15 +12,25 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { acknowledge, arnToken } from '../nag.ts';
 import { Construct } from 'constructs';
-import { DEFINITION_PATH, SUBSTITUTION_NAMES, type Substitutions } from '../../statemachine/definition.ts';
+import { DEFINITION_PATH, NO_FALLBACK_QUEUE, SUBSTITUTION_NAMES, type Substitutions } from '../../statemachine/definition.ts';
+import { DEFAULT_MAX_CONCURRENCY } from '../../src/schema/messages.ts';
 
 export interface WorkflowProps {
   readonly plan: lambda.IFunction;
   readonly merge: lambda.IFunction;
   readonly report: lambda.IFunction;
+  /** Registers the pruned models of a run started from a SageMaker model package. */
+  readonly registerModels: lambda.IFunction;
   readonly queue: batch.IJobQueue;
+  /** The On-Demand queue of capacity-cancelled jobs; none: no fallback. */
+  readonly fallbackQueue?: batch.IJobQueue;
   readonly searchJob: batch.IJobDefinition;
   readonly finalizeJob: batch.IJobDefinition;
+  /** The job definitions' names: SubmitJob is allowed on every revision (`<name>:*`). */
+  readonly searchJobName: string;
+  readonly finalizeJobName: string;
+  /** Batch jobs of one Map at once when the execution input names none. Default 16. */
+  readonly defaultMaxConcurrency?: number;
   readonly logRetention?: logs.RetentionDays;
 }
 
@@ -38,9 +48,12 @@ export class Workflow extends Construct {
       PlanFunctionArn: props.plan.functionArn,
       MergeFunctionArn: props.merge.functionArn,
       ReportFunctionArn: props.report.functionArn,
+      RegisterModelsFunctionArn: props.registerModels.functionArn,
       JobQueueArn: props.queue.jobQueueArn,
+      FallbackJobQueueArn: props.fallbackQueue?.jobQueueArn ?? NO_FALLBACK_QUEUE,
       SearchJobDefinitionArn: props.searchJob.jobDefinitionArn,
       FinalizeJobDefinitionArn: props.finalizeJob.jobDefinitionArn,
+      DefaultMaxConcurrency: String(props.defaultMaxConcurrency ?? DEFAULT_MAX_CONCURRENCY),
     };
     // The definition and this map must agree; statemachine/definition.ts owns the names.
     for (const name of SUBSTITUTION_NAMES) {
@@ -51,16 +64,22 @@ export class Workflow extends Construct {
       assumedBy: new iam.ServicePrincipal('states.amazonaws.com'),
       description: 'emo-dir state machine: invoke the pipeline Lambdas, run Batch jobs',
     });
+    const functions = [props.plan, props.merge, props.report, props.registerModels];
     role.addToPolicy(
       new iam.PolicyStatement({
         actions: ['lambda:InvokeFunction'],
-        resources: [props.plan, props.merge, props.report].flatMap((fn) => [fn.functionArn, `${fn.functionArn}:*`]),
+        resources: functions.flatMap((fn) => [fn.functionArn, `${fn.functionArn}:*`]),
       }),
+    );
+    // Every revision of the two job definitions: a redeploy registers a new one while executions
+    // started before it still submit theirs (batch.ts keeps those revisions active).
+    const jobDefinitionRevisions = [props.searchJobName, props.finalizeJobName].map((name) =>
+      stack.formatArn({ service: 'batch', resource: 'job-definition', resourceName: `${name}:*` }),
     );
     role.addToPolicy(
       new iam.PolicyStatement({
         actions: ['batch:SubmitJob'],
-        resources: [props.queue.jobQueueArn, props.searchJob.jobDefinitionArn, props.finalizeJob.jobDefinitionArn],
+        resources: [props.queue.jobQueueArn, ...(props.fallbackQueue === undefined ? [] : [props.fallbackQueue.jobQueueArn]), ...jobDefinitionRevisions],
       }),
     );
     const jobs = stack.formatArn({ service: 'batch', resource: 'job', resourceName: '*' });
@@ -82,7 +101,10 @@ export class Workflow extends Construct {
       }),
     );
 
+    // Under /aws/vendedlogs/: CloudWatch Logs then needs no resource policy entry per log group
+    // (whose 5 KB limit a few stacks in one account exhaust).
     const logGroup = new logs.LogGroup(this, 'Logs', {
+      logGroupName: `/aws/vendedlogs/states/${stack.stackName}-runs`,
       retention: props.logRetention ?? logs.RetentionDays.THREE_MONTHS,
       removalPolicy: RemovalPolicy.DESTROY,
     });
@@ -97,10 +119,16 @@ export class Workflow extends Construct {
       logs: { destination: logGroup, level: sfn.LogLevel.ALL, includeExecutionData: false },
     });
 
-    const functionArns = [props.plan, props.merge, props.report].flatMap((fn) =>
+    const functionArns = functions.flatMap((fn) =>
       fn.node.defaultChild === undefined ? [] : [`Resource::${arnToken(fn.node.defaultChild as CfnElement)}:*`],
     );
-    acknowledge(role, 'AwsSolutions-IAM5', 'Invocation of the three pipeline functions, including their versions and aliases (<arn>:*).', functionArns);
+    acknowledge(role, 'AwsSolutions-IAM5', 'Invocation of the four pipeline functions, including their versions and aliases (<arn>:*).', functionArns);
+    acknowledge(
+      role,
+      'AwsSolutions-IAM5',
+      'Every revision of the search and finalize job definitions (<name>:*): runs in flight submit the revision they started with.',
+      [props.searchJobName, props.finalizeJobName].map((name) => `Resource::arn:<AWS::Partition>:batch:<AWS::Region>:<AWS::AccountId>:job-definition/${name}:*`),
+    );
     acknowledge(
       role,
       'AwsSolutions-IAM5',

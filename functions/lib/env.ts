@@ -9,6 +9,7 @@
  */
 import { z } from 'zod';
 import { stateMachineArnSchema } from '../../src/schema/messages.ts';
+import { modelApprovalStatusSchema, modelPackageGroupNameSchema } from '../../src/schema/model-registry.ts';
 import { parseWith } from '../../src/schema/validate.ts';
 import { openStore, parseStoreLocation } from '../../src/store/index.ts';
 import type { ObjectStore } from '../../src/store/object-store.ts';
@@ -44,21 +45,53 @@ export const storeEnvSchema = z.preprocess(
   z.looseObject({ EMO_DIR_STORE: storeLocationVar }),
 );
 
-/** The trigger: the store, the state machine to start, and an optional Map concurrency. */
-export const triggerEnvSchema = z.preprocess(
+/** What every trigger reads: the store, the state machine to start, and an optional Map concurrency. */
+const triggerVariables = {
+  EMO_DIR_STORE: storeLocationVar,
+  STATE_MACHINE_ARN: requiredVar().pipe(stateMachineArnSchema),
+  /** Batch jobs of one Map at once for triggered runs (default: the deployment's). */
+  EMO_DIR_MAX_CONCURRENCY: z
+    .string()
+    .regex(/^[1-9]\d{0,4}$/, 'must be a positive integer')
+    .transform(Number)
+    .optional(),
+};
+
+/** The registry trigger. */
+export const triggerEnvSchema = z.preprocess(bucketFallback, z.looseObject(triggerVariables));
+export type TriggerEnv = z.output<typeof triggerEnvSchema>;
+
+/** A comma-separated list variable, each item checked by `item`. */
+function listVar<T extends z.ZodType<unknown, string>>(item: T, hint = '') {
+  return requiredVar(hint)
+    .transform((text) => text.split(',').map((entry) => entry.trim()).filter((entry) => entry !== ''))
+    .pipe(z.array(item).min(1));
+}
+
+/** The model package trigger: the trigger's variables plus the watched groups and approval statuses. */
+export const modelPackageTriggerEnvSchema = z.preprocess(
+  bucketFallback,
+  z.looseObject({
+    ...triggerVariables,
+    /** Comma-separated model package group names whose versions start runs. */
+    EMO_DIR_MODEL_PACKAGE_GROUPS: listVar(modelPackageGroupNameSchema, ' (the groups to watch, e.g. resnets,detectors)'),
+    /** Comma-separated approval statuses that start a run (default Approved). */
+    EMO_DIR_APPROVAL_STATUSES: listVar(modelApprovalStatusSchema).optional(),
+  }),
+);
+export type ModelPackageTriggerEnv = z.output<typeof modelPackageTriggerEnvSchema>;
+
+/** RegisterModels: the store and the group pruned models are registered in. */
+export const registerModelsEnvSchema = z.preprocess(
   bucketFallback,
   z.looseObject({
     EMO_DIR_STORE: storeLocationVar,
-    STATE_MACHINE_ARN: requiredVar().pipe(stateMachineArnSchema),
-    /** Batch jobs of one Map at once for triggered runs (default: the state machine's 16). */
-    EMO_DIR_MAX_CONCURRENCY: z
-      .string()
-      .regex(/^[1-9]\d{0,4}$/, 'must be a positive integer')
-      .transform(Number)
-      .optional(),
+    EMO_DIR_MODEL_PACKAGE_GROUP: requiredVar(
+      ' (the SageMaker model registry integration is off in this deployment: deploy with -c emo-dir:modelPackageGroups=<groups>)',
+    ).pipe(modelPackageGroupNameSchema),
   }),
 );
-export type TriggerEnv = z.output<typeof triggerEnvSchema>;
+export type RegisterModelsEnv = z.output<typeof registerModelsEnvSchema>;
 
 /**
  * Parses `env` (default process.env) with `schema`; a ValidationError names `what` and each bad

@@ -65,9 +65,10 @@ export function formatText(status: RunStatus): string {
     lines.push(`              ${execution.arn}`);
     if (execution.error !== undefined) lines.push(`  error       ${execution.error}: ${short(execution.cause ?? '', 400)}`);
   }
+  if (status.recordError !== undefined) lines.push(`  ${status.recordError}`);
   if (status.record !== undefined) {
-    const record = status.record as { state?: unknown; message?: unknown; issues?: unknown };
-    lines.push(`  status.json ${String(record.state ?? '?')}: ${short(record.message ?? status.record, 400)}`);
+    const record = status.record;
+    lines.push(`  status.json ${record.state}: ${short(record.message, 400)}`);
     if (Array.isArray(record.issues)) {
       for (const issue of record.issues as { path?: string; message?: string }[]) {
         lines.push(`                - ${issue.path || '(root)'}: ${issue.message ?? ''}`);

@@ -102,3 +102,16 @@ export function registryRunId(model: string, upload: UploadIdentity): string {
 function normaliseEtag(etag: string): string {
   return etag.replace(/^"|"$/g, '');
 }
+
+/**
+ * The run id of a SageMaker model package version: `<group>-v<version>-<8 hex of sha256(ARN)>`.
+ * Every state change of one version (Approved again after a rejection, a repeated event) maps to
+ * the same run, so one version starts one run; the hash keeps equal group names of other
+ * accounts or regions apart.
+ */
+export function modelPackageRunId(group: string, version: number, modelPackageArn: string): string {
+  const suffix = `-v${version}-${sha256Hex(modelPackageArn).slice(0, 8)}`;
+  const runId = `${cutName(group, MAX_NAME - suffix.length)}${suffix}`;
+  if (!NAME_PATTERN.test(runId)) throw new Error(`cannot derive a run id from model package group ${JSON.stringify(group)}`);
+  return runId;
+}

@@ -126,16 +126,7 @@ export async function startRegistryRun(options: RegistryRunOptions): Promise<Reg
     spec = await readRequest(options.store, requestKey, model, source, logger);
   } catch (error) {
     if (!(error instanceof RequestRejected)) throw error;
-    const statusKey = runKeys(runId).status;
-    const record: RunStatusRecord = {
-      runId,
-      state: 'rejected',
-      at: (options.now ?? new Date()).toISOString(),
-      message: error.message,
-      source,
-      ...(error.issues === undefined ? {} : { issues: [...error.issues] }),
-    };
-    await putJson(options.store, statusKey, record);
+    const statusKey = await recordRejection(options.store, runId, error, source, options.now);
     logger.warn('prune request rejected: no run started', { runId, statusKey, error: error.message });
     return { outcome: 'rejected', runId, requestKey, statusKey };
   }
@@ -165,12 +156,27 @@ export async function startRegistryRun(options: RegistryRunOptions): Promise<Reg
   };
 }
 
-/** Why a prune request cannot run; recorded in status.json. */
-class RequestRejected extends Error {
+/** Why a prune request cannot run; recorded in status.json (retrying cannot fix it). */
+export class RequestRejected extends Error {
   constructor(message: string, readonly issues?: readonly { path: string; message: string }[]) {
     super(message);
     this.name = 'RequestRejected';
   }
+}
+
+/** `runs/<runId>/status.json` of a run that was never started, with why; returns its key. */
+export async function recordRejection(store: ObjectStore, runId: string, rejection: RequestRejected, source: string, now?: Date): Promise<string> {
+  const statusKey = runKeys(runId).status;
+  const record: RunStatusRecord = {
+    runId,
+    state: 'rejected',
+    at: (now ?? new Date()).toISOString(),
+    message: rejection.message,
+    source,
+    ...(rejection.issues === undefined ? {} : { issues: [...rejection.issues] }),
+  };
+  await putJson(store, statusKey, record);
+  return statusKey;
 }
 
 async function readRequest(

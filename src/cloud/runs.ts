@@ -42,6 +42,8 @@ export interface StartRunExecutionOptions {
   readonly specKey: string;
   /** Batch jobs of one Map at once; the state machine defaults it (16) when absent. */
   readonly maxConcurrency?: number;
+  /** The run's source model package record (SageMaker trigger): the run registers its models back. */
+  readonly modelPackageKey?: string;
 }
 
 export interface StartedExecution {
@@ -59,6 +61,7 @@ export async function startRunExecution(options: StartRunExecutionOptions): Prom
       runId: options.runId,
       specKey: options.specKey,
       ...(options.maxConcurrency === undefined ? {} : { maxConcurrency: options.maxConcurrency }),
+      ...(options.modelPackageKey === undefined ? {} : { modelPackageKey: options.modelPackageKey }),
     },
     'execution input',
   );

@@ -13,6 +13,7 @@
 import { DescribeExecutionCommand, ExecutionDoesNotExist, type SFNClient } from '@aws-sdk/client-sfn';
 import { latestCheckpoint, runKeys, subnetSegment } from '../store/keys.ts';
 import { NotFoundError, getText, type ObjectStore } from '../store/object-store.ts';
+import { runStatusRecordSchema, type RunStatusRecord } from '../schema/messages.ts';
 import { executionArnFor, executionNameFor } from './names.ts';
 
 export interface ExecutionState {
@@ -42,8 +43,10 @@ export interface RunStatus {
   readonly store: string;
   /** Undefined when no state machine was given to ask. */
   readonly execution?: ExecutionState;
-  /** `status.json`, parsed (undefined when absent). */
-  readonly record?: unknown;
+  /** `status.json` (src/schema/messages.ts runStatusRecordSchema; undefined when absent). */
+  readonly record?: RunStatusRecord;
+  /** Why status.json exists but cannot be read. */
+  readonly recordError?: string;
   readonly specKey?: string;
   readonly manifest: boolean;
   readonly subnets: readonly SubnetProgress[];
@@ -77,6 +80,7 @@ export async function runStatus(options: RunStatusOptions): Promise<RunStatus> {
     store.list(keys.prefix),
     readJsonIfPresent(store, keys.status),
   ]);
+  const statusRead = record === undefined ? undefined : runStatusRecordSchema.safeParse(record);
   const listed = new Set(runKeysListed);
   if (listed.size === 0 && (execution === undefined || execution.status === 'NOT_FOUND')) {
     throw new RunNotFoundError(
@@ -115,7 +119,7 @@ export async function runStatus(options: RunStatusOptions): Promise<RunStatus> {
     runId,
     store: store.location,
     ...(execution === undefined ? {} : { execution }),
-    ...(record === undefined ? {} : { record }),
+    ...(statusRead === undefined ? {} : statusRead.success ? { record: statusRead.data } : { recordError: `${keys.status} is not a run status record: ${statusRead.error.issues.map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`).join('; ')}` }),
     ...(listed.has(keys.spec) ? { specKey: keys.spec } : {}),
     manifest: listed.has(keys.manifest),
     subnets,

@@ -22,6 +22,7 @@
  * whose channels cross a sub-network cut (they are the boundary contract); to compare on the same
  * search space pass `groupIds` = the union of the division's `groupIds`.
  */
+import type { TargetKind } from '../schema/spec.ts';
 import { targetBudget as gpirTargetBudget } from './gpir.ts';
 import { tf } from '../engine/backend.ts';
 import { Rng } from '../emo/rng.ts';
@@ -55,7 +56,7 @@ export class BaselineError extends Error {
 
 /** A target as specs, manifests and plans write it. */
 export interface BaselineTarget {
-  readonly kind: 'flopsCut' | 'paramsCut' | 'flopsBudget' | 'paramsBudget';
+  readonly kind: TargetKind;
   readonly value: number;
 }
 

@@ -21,19 +21,20 @@ import { writeOnce } from '../store/write-once.ts';
 import { NotFoundError, getJson, type ObjectStore } from '../store/object-store.ts';
 import { parseWith } from '../schema/validate.ts';
 import { divisionSchema } from './divide.ts';
-import { nameSchema } from '../schema/spec.ts';
+import { nameSchema, targetKindSchema } from '../schema/spec.ts';
 import { storeKeySchema } from '../schema/messages.ts';
+import { RESULT_FORMAT_VERSION } from '../schema/version.ts';
 
 const finite = z.number().refine(Number.isFinite, 'must be a finite number');
 const count = z.number().int().min(0);
 const isoTime = z.iso.datetime({ offset: true });
-const targetKind = z.enum(['flopsCut', 'paramsCut', 'flopsBudget', 'paramsBudget']);
+const targetKind = targetKindSchema;
 
 // ---------------------------------------------------------------------------------------------
 // manifest.json
 
 /** Bumped when a field changes meaning; readers refuse versions they do not know. */
-export const MANIFEST_VERSION = 1;
+export const MANIFEST_VERSION = RESULT_FORMAT_VERSION;
 
 export const manifestTargetSchema = z.strictObject({
   /** spec.ts `targetName`: the key segment of the target's plan, model and metrics. */
@@ -124,51 +125,9 @@ export async function readManifest(store: ObjectStore, runId: string, manifestKe
 export type ManifestTarget = z.output<typeof manifestTargetSchema>;
 
 // ---------------------------------------------------------------------------------------------
-// subnets/<k>/front.json (written by src/dir/search-task.ts)
+// subnets/<k>/front.json: its one schema is src/schema/front.ts (written by src/dir/search-task.ts)
 
-export const frontFilePointSchema = z.object({
-  id: z.string().min(1),
-  /** encodeGenome (src/emo/genome.ts): packed bits, base64; 1 = keep the channel. */
-  genome: z.string(),
-  /** Pruned sub-network MACs over its original MACs (the search's cost objective). */
-  flops: finite.refine((v) => v >= 0, 'must be >= 0'),
-  /** Absolute MACs and params of the pruned sub-network (same scope as `original`). */
-  macs: finite.refine((v) => v >= 0, 'must be >= 0'),
-  params: finite.refine((v) => v >= 0, 'must be >= 0'),
-  /** Global performance impairment; may be slightly negative. */
-  impairment: finite,
-  /** Whole-network accuracy on the search-validation subset with this sub-network pruned. */
-  accuracy: finite.refine((v) => v >= 0 && v <= 1, 'must be in [0, 1]').optional(),
-});
-
-/**
- * Loose on purpose: the search may add diagnostics (hypervolume, seconds, backend) that the
- * merge does not need; the report picks up the ones it knows.
- */
-export const frontFileSchema = z
-  .looseObject({
-    runId: nameSchema,
-    subnet: nameSchema,
-    objective: z.enum(['flops', 'params']),
-    /** The sub-network's cost unpruned: its whole piece or its prunable part (see merge-run.ts). */
-    original: z.object({ macs: finite.refine((v) => v >= 0, 'must be >= 0'), params: finite.refine((v) => v >= 0, 'must be >= 0') }),
-    points: z.array(frontFilePointSchema).min(1),
-    evaluations: count.optional(),
-    generations: count.optional(),
-    stopReason: z.string().optional(),
-    searchSeconds: finite.refine((v) => v >= 0, 'must be >= 0').optional(),
-    hypervolume: finite.refine((v) => v >= 0, 'must be >= 0').optional(),
-  })
-  .superRefine((front, ctx) => {
-    const ids = new Set<string>();
-    front.points.forEach((point, index) => {
-      if (ids.has(point.id)) ctx.addIssue({ code: 'custom', path: ['points', index, 'id'], message: `point id '${point.id}' repeats` });
-      ids.add(point.id);
-    });
-  });
-
-export type FrontFile = z.output<typeof frontFileSchema>;
-export type FrontFilePoint = z.output<typeof frontFilePointSchema>;
+export { frontFilePointSchema, frontFileSchema, type FrontFile, type FrontFilePoint } from '../schema/front.ts';
 
 // ---------------------------------------------------------------------------------------------
 // merge/plans/<target>.json and merge/joint-front.json (written by src/dir/merge-run.ts)

@@ -53,6 +53,9 @@ import {
 import type { ArchivePoint, Nsga2Config, Problem, SearchState, StopReason } from '../emo/index.ts';
 import { analyzeChannels, genomeSlots } from '../model/groups.ts';
 import type { ChannelAnalysis, GenomeSlot } from '../model/groups.ts';
+import { FRONT_FORMAT, frontFileSchema } from '../schema/front.ts';
+import { searchLogEntrySchema } from '../schema/progress.ts';
+import { parseWith, serializeWith } from '../schema/validate.ts';
 import type { RunSpec } from '../schema/spec.ts';
 import { parseCheckpointGeneration, runKeys } from '../store/keys.ts';
 import type { SubnetKeys } from '../store/keys.ts';
@@ -71,7 +74,7 @@ import type { CostObjective } from './search-problem.ts';
 import { buildSubnetworkModel, buildTailModel, checkSubnetworkGroups } from './subnetwork.ts';
 
 export const CHECKPOINT_FORMAT = 'emo-dir/subnet-checkpoint';
-export const FRONT_FORMAT = 'emo-dir/subnet-front';
+export { FRONT_FORMAT };
 /**
  * Importance bias of the mutation when `importanceBiasedMutation` is on: half-way, so
  * unimportant channels are dropped about 1.5x as often as average and important ones 0.5x,
@@ -446,6 +449,7 @@ export async function putResultCreateOnly(store: ObjectStore, key: string, text:
 
 /** Appends one line to a JSON-lines object (read-modify-write: the store has no append). */
 async function appendLine(store: ObjectStore, key: string, value: unknown): Promise<void> {
+  parseWith(searchLogEntrySchema, value, key);
   let before = '';
   try {
     before = new TextDecoder().decode(await store.get(key));
@@ -564,7 +568,7 @@ export async function searchSubnetwork(options: SearchSubnetworkOptions): Promis
       original: evaluator.original,
       baseline: features.baseline,
     });
-    const frontWrite = await putResultCreateOnly(store, keys.front, `${JSON.stringify(frontFile, null, 2)}\n`);
+    const frontWrite = await putResultCreateOnly(store, keys.front, serializeWith(frontFileSchema, frontFile, keys.front));
     const sessionSeconds = (clock() - sessionStart) / 1000;
     const evaluationsPerMinute = sessionEvaluations > 0 ? (sessionEvaluations / evaluationSeconds) * 60 : Number.NaN;
     const stats = {

@@ -5,11 +5,12 @@
  *   run: { summary: RUN_SUMMARY, load: async () => ({ run: (argv) => runCommand(argv, { loadHandlers }) }) }
  *
  * With --json, stdout holds one JSON object (DESIGN §7): run id, store, status, report path and
- * per-target metrics; progress goes to stderr either way. Ctrl-C stops the run gracefully (the
+ * per-target metrics; without, a run ends with a table per target and the report's path
+ * (summary.ts). Progress goes to stderr either way; on a TTY the workers' own output goes only to
+ * their log files in the store (job-logs.ts; paths printed on failure) unless --verbose. Ctrl-C stops the run gracefully (the
  * workers get SIGTERM and resume from their checkpoints when the run is started again); a second
  * Ctrl-C exits at once.
  */
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { parseStoreLocation, openStore } from '../store/index.ts';
@@ -19,11 +20,12 @@ import { previewPlan } from './plan-preview.ts';
 import { writePlan } from './plan-text.ts';
 import { resumeLocal } from './resume.ts';
 import { assertValidName, runKeys } from '../store/keys.ts';
-import { getJson, type ObjectStore } from '../store/object-store.ts';
+import type { ObjectStore } from '../store/object-store.ts';
 import { runLocal, type HandlerContext, type LocalHandlers, type RunLocalOptions, type RunLocalResult } from './run.ts';
+import { formatRunSummary, readRunSummary, storeObjectPath } from './summary.ts';
 
 export const RUN_SUMMARY =
-  'run <spec.json> [--store DIR|s3://B/P] [--endpoint URL] [--jobs local|docker] [--workers N] [--json] [--quiet] [--dry-run]   run the workflow on this machine';
+  'run <spec.json> [--store DIR|s3://B/P] [--endpoint URL] [--jobs local|docker] [--workers N] [--json] [--quiet] [--verbose] [--dry-run]   run the workflow on this machine';
 export const RESUME_SUMMARY =
   'resume <runId> [--store DIR|s3://B/P] [--endpoint URL] [--jobs local|docker] [--workers N] [--json]   continue a stopped or failed local run';
 
@@ -31,10 +33,13 @@ const COMMON_OPTIONS = `  --store LOC            the store: a directory (default
   --endpoint URL         S3 endpoint for an s3:// store, e.g. LocalStack's http://localhost:4566
   --jobs local|docker    Batch jobs as local processes (default) or \`docker run --gpus all\` of --image
   --image IMAGE          the worker image for --jobs docker (default emo-dir-worker:latest)
+  --gpus all|none        --jobs docker: \`--gpus all\` (default) or none (the CPU image, containers/Dockerfile.cpu)
   --workers N            jobs at once (default: the number of CPUs)
   --max-concurrency N    Batch jobs per Map at once, as in the cloud (default 16)
   --json                 print one JSON object with the result on stdout
   --quiet                only job ends, retries and failures on stderr
+  --verbose              the workers' output on screen too (on a terminal it otherwise goes only
+                         to runs/<runId>/logs/<job>.log in the store)
 `;
 const USAGE = `usage: emo-dir run <spec.json> [options]
 ${COMMON_OPTIONS}  --dry-run              check the spec and print the plan and its estimate (as \`emo-dir plan\`); run nothing
@@ -63,16 +68,12 @@ function positiveInteger(name: string, value: string | undefined): number | unde
 /** The --json result: what DESIGN §7 promises, read back from the store. */
 export async function jsonResult(result: RunLocalResult, runStore?: ObjectStore): Promise<Record<string, unknown>> {
   const store = runStore ?? new FileStore(fileURLToPath(result.store));
-  const keys = runKeys(result.runId);
-  const output = (result.output ?? {}) as { merge?: { targets?: unknown }; report?: { reportKey?: string; htmlKey?: string } };
-  const targets: Record<string, unknown> = {};
-  for (const target of Array.isArray(output.merge?.targets) ? (output.merge.targets as string[]) : []) {
-    const key = keys.target(target).metrics;
-    targets[target] = (await store.exists(key)) ? await getJson(store, key) : null;
-  }
+  const output = (result.output ?? {}) as { report?: { reportKey?: string; htmlKey?: string } };
+  // Every target of the spec: its metrics.json (src/schema/metrics.ts), or null without a result.
+  const summary = await readRunSummary(store, result.runId);
+  const targets = Object.fromEntries(summary.targets.map((target) => [target.name, target.metrics ?? null]));
   // A file path for a local store; the object's URL (s3://bucket/prefix/key) for S3.
-  const path = (key: string | undefined): string | undefined =>
-    key === undefined ? undefined : store instanceof FileStore ? join(store.root, ...key.split('/')) : `${store.location}/${key}`;
+  const path = (key: string | undefined): string | undefined => (key === undefined ? undefined : storeObjectPath(store, key));
   return {
     runId: result.runId,
     store: result.store,
@@ -134,6 +135,14 @@ export function describeRunFailure(result: Pick<RunLocalResult, 'runId' | 'store
   return `run ${result.runId} ${result.status}: ${message}${retryable ? `\n  after fixing the cause, ${resume}` : ''}`;
 }
 
+/** `  full log of search k2: <path>` for every job that failed (their output is not on screen). */
+export function failedJobLogs(result: Pick<RunLocalResult, 'jobs' | 'jobLogs'>): string {
+  return result.jobs
+    .filter((record) => record.status === 'FAILED' && result.jobLogs[record.job.label] !== undefined)
+    .map((record) => `  full log of ${record.job.label}: ${result.jobLogs[record.job.label]}\n`)
+    .join('');
+}
+
 export async function runCommand(argv: string[], deps: RunCommandDependencies): Promise<number> {
   return executeCommand('run', argv, deps);
 }
@@ -154,9 +163,11 @@ const COMMAND_OPTIONS = {
   endpoint: { type: 'string' },
   jobs: { type: 'string' },
   image: { type: 'string' },
+  gpus: { type: 'string' },
   json: { type: 'boolean', default: false },
   quiet: { type: 'boolean', default: false },
   'dry-run': { type: 'boolean', default: false },
+  verbose: { type: 'boolean', default: false },
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
 
@@ -233,6 +244,8 @@ export async function executeCommand(name: 'run' | 'resume', argv: string[], dep
     maxConcurrency = positiveInteger('max-concurrency', values['max-concurrency'] as string | undefined);
     if (jobs !== 'local' && jobs !== 'docker') throw new Error(`--jobs must be local or docker, got ${JSON.stringify(jobs)}`);
     if (values.image !== undefined && jobs !== 'docker') throw new Error('--image needs --jobs docker');
+    if (values.gpus !== undefined && jobs !== 'docker') throw new Error('--gpus needs --jobs docker');
+    if (values.gpus !== undefined && values.gpus !== 'all' && values.gpus !== 'none') throw new Error(`--gpus must be all or none, got ${JSON.stringify(values.gpus)}`);
     store = commandStore(values.store as string | undefined, endpoint);
     if (jobs === 'docker' && store instanceof FileStore) {
       throw new Error('--jobs docker needs an s3:// --store (the worker containers cannot see a local directory); e.g. --store s3://emo-dir/local --endpoint http://localhost:4566');
@@ -270,17 +283,27 @@ export async function executeCommand(name: 'run' | 'resume', argv: string[], dep
       ...(workers === undefined ? {} : { workers }),
       ...(maxConcurrency === undefined ? {} : { maxConcurrency }),
       ...(jobs === 'docker'
-        ? { docker: { ...(endpoint === undefined ? {} : { endpoint }), ...(values.image === undefined ? {} : { image: values.image as string }) } }
+        ? {
+            docker: {
+              ...(endpoint === undefined ? {} : { endpoint }),
+              ...(values.image === undefined ? {} : { image: values.image as string }),
+              ...(values.gpus === 'none' ? { gpus: false } : {}),
+            },
+          }
         : { workerEnv: { ...workerEnv, ...deps.runOptions?.workerEnv } }),
       json: values.json === true,
       quiet: values.quiet === true,
+      verbose: values.verbose === true,
       handlers: await deps.loadHandlers(),
       signal: controller.signal,
     };
     const result =
       name === 'run' ? await runLocal({ ...options, specPath: positionals[0] }) : await resumeLocal({ ...options, runId: positionals[0] });
     if (values.json === true) out(`${JSON.stringify(await jsonResult(result, store))}\n`);
-    else if (result.status !== 'SUCCEEDED') err(`emo-dir ${name}: ${describeRunFailure(result)}\n`);
+    else if (result.status === 'SUCCEEDED') {
+      const reportKey = (result.output as { report?: { htmlKey?: string } } | undefined)?.report?.htmlKey;
+      out(formatRunSummary(await readRunSummary(store, result.runId, reportKey)));
+    } else err(`emo-dir ${name}: ${describeRunFailure(result)}\n${failedJobLogs(result)}`);
     return result.status === 'SUCCEEDED' ? 0 : 1;
   } catch (error) {
     // A run that cannot start (an invalid spec, a missing model, an unreachable store): the

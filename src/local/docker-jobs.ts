@@ -15,10 +15,17 @@
  *   its store from EMO_DIR_STORE alone and cannot be told `forcePathStyle`).
  * - Cancellation: the docker CLI is signalled (it forwards SIGTERM to the container) and
  *   `docker stop -t <grace>` is sent to the named container, so a container never outlives the run.
+ * - `--pull never`: the worker image is built locally (containers/), never pulled; a missing
+ *   image fails the attempt at once instead of reaching a registry.
+ * - Outcomes in Batch's terms: `docker run` reports a container killed by signal N as exit code
+ *   128+N, so such an attempt is recorded as killed by that signal (a `docker kill` or the OOM
+ *   killer is the local analogue of a host failure, retried as in job-runner.ts); exit code 125
+ *   (the daemon could not create or start the container) is Batch's CannotStartContainerError.
  */
 import { spawn } from 'node:child_process';
+import { constants } from 'node:os';
 import type { AttemptContext, AttemptOutcome, LocalJob, LocalProcessJobRunnerOptions } from './job-runner.ts';
-import { LocalProcessJobRunner } from './job-runner.ts';
+import { HOST_TERMINATED_STATUS_REASON, LocalProcessJobRunner } from './job-runner.ts';
 
 export const DEFAULT_WORKER_IMAGE = 'emo-dir-worker:latest';
 
@@ -95,9 +102,14 @@ export function containerName(job: LocalJob, attempt: number): string {
   return `emo-dir-${job.definition}-${job.jobId.replace(/[^A-Za-z0-9_.-]/g, '')}-${attempt}`;
 }
 
+/** Labels of every container: which job and attempt it runs (`docker ps --filter label=...`). */
+export const JOB_LABEL = 'emo-dir.job';
+export const ATTEMPT_LABEL = 'emo-dir.attempt';
+
 /**
- * `docker` arguments for one attempt: `run --rm --name ... [--gpus all] [--network N]
- * -e NAME... <image> <job command>`. The values come from the docker CLI's environment.
+ * `docker` arguments for one attempt: `run --rm --pull never --name ... --label ...
+ * [--gpus all] [--network N] -e NAME... <image> <job command>`. The values come from the docker
+ * CLI's environment.
  */
 export function dockerRunArgs(options: DockerJobRunnerOptions, job: LocalJob, attempt: number): string[] {
   const network = options.endpoint === undefined ? options.network : containerEndpoint(options.endpoint, options.network).network;
@@ -105,8 +117,14 @@ export function dockerRunArgs(options: DockerJobRunnerOptions, job: LocalJob, at
   return [
     'run',
     '--rm',
+    '--pull',
+    'never',
     '--name',
     containerName(job, attempt),
+    '--label',
+    `${JOB_LABEL}=${job.label}`,
+    '--label',
+    `${ATTEMPT_LABEL}=${attempt}`,
     ...(options.gpus === false ? [] : ['--gpus', 'all']),
     ...(network === undefined ? [] : ['--network', network]),
     ...names.flatMap((name) => ['-e', name]),
@@ -131,19 +149,62 @@ export class DockerJobRunner extends LocalProcessJobRunner {
 
   protected override runAttempt(job: LocalJob, context: AttemptContext): Promise<AttemptOutcome> {
     const name = containerName(job, context.attempt);
+    let stopped: Promise<void> | undefined;
     const onAbort = (): void => {
-      // The CLI forwards SIGTERM, but a killed CLI would leave the container running.
-      const stop = spawn(this.#docker, ['stop', '-t', String(this.#graceSeconds), name], { stdio: 'ignore' });
-      stop.on('error', () => undefined);
+      // The CLI forwards SIGTERM, but a killed CLI would leave the container running: stop it by
+      // name too, and end the attempt only once the container is gone.
+      stopped = new Promise<void>((resolve) => {
+        const stop = spawn(this.#docker, ['stop', '-t', String(this.#graceSeconds), name], { stdio: 'ignore' });
+        stop.once('error', () => resolve());
+        stop.once('close', () => resolve());
+      });
     };
     context.signal.addEventListener('abort', onAbort, { once: true });
+    if (context.signal.aborted) onAbort();
     const dockerJob: LocalJob = { ...job, command: dockerRunArgs(this.#options, job, context.attempt) };
-    return super.runAttempt(dockerJob, context).finally(() => context.signal.removeEventListener('abort', onAbort));
+    return super
+      .runAttempt(dockerJob, context)
+      .then(async (outcome) => {
+        await stopped;
+        return containerOutcome(outcome, context.signal.aborted);
+      })
+      .finally(() => context.signal.removeEventListener('abort', onAbort));
   }
 }
 
+/** `docker run` exits with this when the daemon cannot create or start the container. */
+export const DOCKER_RUN_FAILED_EXIT_CODE = 125;
+
+const SIGNAL_NAMES = new Map(Object.entries(constants.signals).map(([name, number]) => [number, name as NodeJS.Signals]));
+
+/**
+ * What the `docker run` CLI's exit says about the container, in Batch's terms: 128+N is the
+ * container's process killed by signal N (by us when the job was cancelled, else by something
+ * else: a host failure), 125 a container that never started.
+ */
+export function containerOutcome(outcome: AttemptOutcome, cancelled: boolean): AttemptOutcome {
+  const code = outcome.exitCode;
+  if (outcome.signal !== null || code === null) return outcome;
+  if (code === DOCKER_RUN_FAILED_EXIT_CODE) {
+    return {
+      exitCode: null,
+      signal: null,
+      reason: 'CannotStartContainerError: docker run exited 125 (the daemon could not create or start the container; its message is in the job\'s last output)',
+      statusReason: 'Task failed to start',
+    };
+  }
+  const signal = code > 128 ? SIGNAL_NAMES.get(code - 128) : undefined;
+  if (signal === undefined) return outcome;
+  return {
+    exitCode: null,
+    signal,
+    reason: `Container killed by ${signal}`,
+    statusReason: cancelled ? 'Job cancelled' : HOST_TERMINATED_STATUS_REASON,
+  };
+}
+
 /** Whether a Docker engine answers (`docker info`); the reason when it does not. */
-export function dockerAvailable(docker = 'docker', timeoutMs = 10_000): Promise<{ ok: true } | { ok: false; reason: string }> {
+export function dockerAvailable(docker = 'docker', timeoutMs = 60_000): Promise<{ ok: true } | { ok: false; reason: string }> {
   return new Promise((resolve) => {
     let stderr = '';
     const child = spawn(docker, ['info', '--format', '{{.ServerVersion}}'], { stdio: ['ignore', 'ignore', 'pipe'] });

@@ -23,6 +23,8 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import type { StateMachineDefinition } from 'aws-local-stepfunctions';
+import type { Substitutions } from '../../statemachine/definition.ts';
+import { DEFAULT_MAX_CONCURRENCY } from '../schema/messages.ts';
 import { installPolyfills } from './polyfills.ts';
 import { JobCancelledError, JobFailedError, type JobDefinitionName, type JobRecord, type JobRunner, type LocalJob } from './job-runner.ts';
 
@@ -36,10 +38,33 @@ export const LOCAL_ARNS = {
   PlanFunctionArn: `arn:aws:lambda:${LOCAL_REGION}:${LOCAL_ACCOUNT}:function:emo-dir-plan`,
   MergeFunctionArn: `arn:aws:lambda:${LOCAL_REGION}:${LOCAL_ACCOUNT}:function:emo-dir-merge`,
   ReportFunctionArn: `arn:aws:lambda:${LOCAL_REGION}:${LOCAL_ACCOUNT}:function:emo-dir-report`,
+  RegisterModelsFunctionArn: `arn:aws:lambda:${LOCAL_REGION}:${LOCAL_ACCOUNT}:function:emo-dir-register-models`,
   JobQueueArn: `arn:aws:batch:${LOCAL_REGION}:${LOCAL_ACCOUNT}:job-queue/emo-dir-local`,
+  // A job the first queue cancels for capacity runs again on this one; both are the local workers.
+  FallbackJobQueueArn: `arn:aws:batch:${LOCAL_REGION}:${LOCAL_ACCOUNT}:job-queue/emo-dir-local-on-demand`,
   SearchJobDefinitionArn: `arn:aws:batch:${LOCAL_REGION}:${LOCAL_ACCOUNT}:job-definition/emo-dir-search:1`,
   FinalizeJobDefinitionArn: `arn:aws:batch:${LOCAL_REGION}:${LOCAL_ACCOUNT}:job-definition/emo-dir-finalize:1`,
 } as const;
+
+/** Every placeholder of the definition for a local execution (statemachine/definition.ts loadDefinition). */
+export const LOCAL_SUBSTITUTIONS: Substitutions = {
+  ...LOCAL_ARNS,
+  DefaultMaxConcurrency: String(DEFAULT_MAX_CONCURRENCY),
+};
+
+/**
+ * Lambdas that exist only in the deployed stack. RegisterModels is reached only by runs started
+ * from a SageMaker model package (execution input `modelPackageKey`), which a local run never is;
+ * should one get there, it fails with why instead of with a missing handler.
+ */
+const CLOUD_ONLY_LAMBDAS: Readonly<Record<string, LambdaFunction>> = {
+  [LOCAL_ARNS.RegisterModelsFunctionArn]: async () => {
+    throw taskError(
+      'EmoDir.NotAvailableLocally',
+      'RegisterModels registers pruned models in the SageMaker Model Registry: it runs in the deployed stack only (a local run has no model package)',
+    );
+  },
+};
 
 /** Which local job each job definition ARN stands for. */
 export const LOCAL_JOB_DEFINITIONS: Readonly<Record<string, JobDefinitionName>> = {
@@ -275,6 +300,7 @@ export async function runStateMachineLocally(options: EmbeddedRunOptions): Promi
   const { StateMachine, ExecutionError, ExecutionAbortedError, ExecutionTimeoutError } = await import('aws-local-stepfunctions');
   const jobDefinitions = options.jobDefinitions ?? LOCAL_JOB_DEFINITIONS;
   const tasks = taskStatesOf(options.definition);
+  const lambdas = { ...CLOUD_ONLY_LAMBDAS, ...options.lambdas };
 
   const active = new Map<string, ActiveJob>();
   /** Batch tasks in flight, so the result is returned only once every job has ended. */
@@ -320,13 +346,13 @@ export async function runStateMachineLocally(options: EmbeddedRunOptions): Promi
     if (LAMBDA_INVOKE.test(task.resource)) {
       return async (input) => {
         const { FunctionName, Payload } = (input ?? {}) as { FunctionName?: string; Payload?: unknown };
-        const lambda = FunctionName === undefined ? undefined : options.lambdas[FunctionName];
+        const lambda = FunctionName === undefined ? undefined : lambdas[FunctionName];
         if (lambda === undefined) throw taskError('Lambda.ResourceNotFoundException', `${task.name}: no local handler for function ${String(FunctionName)}`);
         return { ExecutedVersion: '$LATEST', StatusCode: 200, Payload: await invokeLambda(task.name, lambda, Payload ?? null) };
       };
     }
     if (LAMBDA_FUNCTION.test(task.resource)) {
-      const lambda = options.lambdas[task.resource];
+      const lambda = lambdas[task.resource];
       return lambda === undefined ? undefined : (input) => invokeLambda(task.name, lambda, input);
     }
     return undefined;

@@ -8,28 +8,15 @@
  * (`ProgressModel`, `format*`), except `ProgressDisplay`, the thin writer that draws them: on a
  * TTY one bar per job, redrawn in place with ANSI escapes at most every `throttleMs`; elsewhere
  * (CI logs, `--json` runs that keep stdout for the result) plain log lines; with `quiet` only
- * the lines that matter (job ends, retries, failures).
+ * the lines that matter (job ends, retries, failures). Worker output that is not progress goes
+ * to the plain log, but not to a TTY unless asked (`--verbose`): there the jobs' log files in the
+ * store hold it (job-logs.ts).
  */
-import { z } from 'zod';
+import { workerEventSchema, type GenerationProgressEvent, type WorkerProgressEvent } from '../schema/progress.ts';
 import type { JobEvent, LocalJob, OutputStream } from './job-runner.ts';
 
-const subjectFields = { subnet: z.string().optional(), target: z.string().optional() };
-const generationEventSchema = z.looseObject({
-  event: z.literal('generation'),
-  ...subjectFields,
-  generation: z.number().int().min(0),
-  generations: z.number().int().min(1).optional(),
-  evaluations: z.number().int().min(0).optional(),
-  hypervolume: z.number().optional(),
-});
-const phaseEventSchema = z.looseObject({
-  event: z.literal('phase'),
-  ...subjectFields,
-  phase: z.string().min(1),
-  message: z.string().optional(),
-});
-const workerEventSchema = z.discriminatedUnion('event', [generationEventSchema, phaseEventSchema]);
-export type WorkerProgressEvent = z.infer<typeof workerEventSchema>;
+export type { WorkerProgressEvent };
+
 
 /** The progress event on a worker's output line, or undefined for any other line. */
 export function parseProgressLine(line: string): WorkerProgressEvent | undefined {
@@ -67,18 +54,20 @@ export interface ProgressUpdate {
   readonly changed: boolean;
   /** Shown in every mode (ends, retries, failures). */
   readonly important: readonly string[];
-  /** Shown unless quiet (generations, phases, worker output). */
+  /** Shown in plain logs (generations, phases); on a TTY the bars show them. */
   readonly detail: readonly string[];
+  /** What a worker wrote that is not progress, `[label] line`: on screen only where the display shows worker output. */
+  readonly output: readonly string[];
 }
 
-const NO_UPDATE: ProgressUpdate = { changed: false, important: [], detail: [] };
+const NO_UPDATE: ProgressUpdate = { changed: false, important: [], detail: [], output: [] };
 
 function fixed(value: number, digits: number): string {
   return value.toFixed(digits);
 }
 
 /** `search 000: generation 3/8, 40 evaluations, hypervolume 0.410`. */
-export function formatGenerationLine(label: string, event: z.infer<typeof generationEventSchema>): string {
+export function formatGenerationLine(label: string, event: GenerationProgressEvent): string {
   const parts = [`generation ${event.generation}${event.generations === undefined ? '' : `/${event.generations}`}`];
   if (event.evaluations !== undefined) parts.push(`${event.evaluations} evaluations`);
   if (event.hypervolume !== undefined) parts.push(`hypervolume ${fixed(event.hypervolume, 3)}`);
@@ -149,10 +138,10 @@ export class ProgressModel {
     switch (event.type) {
       case 'queued':
         this.#update(label, { status: 'queued' });
-        return { changed: true, important: [], detail: [`${label}: queued`] };
+        return { changed: true, important: [], detail: [`${label}: queued`], output: [] };
       case 'started':
         this.#update(label, { status: 'running', attempt: event.attempt, startedAt: now, endedAt: undefined });
-        return { changed: true, important: [], detail: [`${label}: started${event.attempt > 1 ? ` (attempt ${event.attempt})` : ''}`] };
+        return { changed: true, important: [], detail: [`${label}: started${event.attempt > 1 ? ` (attempt ${event.attempt})` : ''}`], output: [] };
       case 'attempt-failed': {
         const how = event.attempt.signal !== null ? `killed by ${event.attempt.signal}` : `exit code ${event.attempt.exitCode ?? 'none'}`;
         this.#update(label, { status: event.willRetry ? 'retrying' : 'failed' });
@@ -160,24 +149,25 @@ export class ProgressModel {
           changed: true,
           important: [`${label}: attempt ${event.attempt.attempt} failed (${how}, ${event.attempt.statusReason})${event.willRetry ? ', retrying' : ''}`],
           detail: [],
+          output: [],
         };
       }
       case 'succeeded':
         this.#update(label, { status: 'succeeded', endedAt: now });
-        return { changed: true, important: [`${label}: done in ${formatDuration(event.record.workerSeconds)}`], detail: [] };
+        return { changed: true, important: [`${label}: done in ${formatDuration(event.record.workerSeconds)}`], detail: [], output: [] };
       case 'failed':
         this.#update(label, { status: 'failed', endedAt: now });
-        return { changed: true, important: [`${label}: failed: ${event.record.statusReason}`], detail: [] };
+        return { changed: true, important: [`${label}: failed: ${event.record.statusReason}`], detail: [], output: [] };
       case 'cancelled':
         this.#update(label, { status: 'cancelled', endedAt: now });
-        return { changed: true, important: [`${label}: cancelled (${event.record.statusReason})`], detail: [] };
+        return { changed: true, important: [`${label}: cancelled (${event.record.statusReason})`], detail: [], output: [] };
     }
   }
 
   /** A line a worker wrote: progress JSON updates the job, anything else is worker output. */
   applyOutput(job: LocalJob, line: string, stream: OutputStream): ProgressUpdate {
     const event = stream === 'stdout' ? parseProgressLine(line) : undefined;
-    if (event === undefined) return line.trim() === '' ? NO_UPDATE : { changed: false, important: [], detail: [`[${job.label}] ${line}`] };
+    if (event === undefined) return line.trim() === '' ? NO_UPDATE : { changed: false, important: [], detail: [], output: [`[${job.label}] ${line}`] };
     if (event.event === 'generation') {
       this.#update(job.label, {
         generation: event.generation,
@@ -185,10 +175,10 @@ export class ProgressModel {
         ...(event.evaluations === undefined ? {} : { evaluations: event.evaluations }),
         ...(event.hypervolume === undefined ? {} : { hypervolume: event.hypervolume }),
       });
-      return { changed: true, important: [], detail: [formatGenerationLine(job.label, event)] };
+      return { changed: true, important: [], detail: [formatGenerationLine(job.label, event)], output: [] };
     }
     this.#update(job.label, { phase: event.phase });
-    return { changed: true, important: [], detail: [`${job.label}: ${event.phase}${event.message === undefined ? '' : `: ${event.message}`}`] };
+    return { changed: true, important: [], detail: [`${job.label}: ${event.phase}${event.message === undefined ? '' : `: ${event.message}`}`], output: [] };
   }
 
   /** The bar lines, labels aligned. */
@@ -212,6 +202,12 @@ export interface ProgressDisplayOptions {
   readonly stream: ProgressStream;
   /** Default: 'tty' when the stream is a TTY, else 'plain'. */
   readonly mode?: ProgressMode;
+  /**
+   * Whether worker output (not progress) is shown. Default: in plain logs yes; on a TTY no (the
+   * bars are the screen, the output goes to the jobs' log files: job-logs.ts); quiet never.
+   * `emo-dir run --verbose` sets it.
+   */
+  readonly showWorkerOutput?: boolean;
   /** Minimum time between redraws on a TTY. Default 100 ms. */
   readonly throttleMs?: number;
   readonly now?: () => number;
@@ -226,6 +222,7 @@ const ERASE_DOWN = '\x1b[J';
 export class ProgressDisplay {
   readonly model = new ProgressModel();
   readonly mode: ProgressMode;
+  readonly showWorkerOutput: boolean;
   readonly #stream: ProgressStream;
   readonly #throttleMs: number;
   readonly #now: () => number;
@@ -237,6 +234,7 @@ export class ProgressDisplay {
   constructor(options: ProgressDisplayOptions) {
     this.#stream = options.stream;
     this.mode = options.mode ?? (options.stream.isTTY === true ? 'tty' : 'plain');
+    this.showWorkerOutput = this.mode !== 'quiet' && (options.showWorkerOutput ?? this.mode === 'plain');
     this.#throttleMs = options.throttleMs ?? 100;
     this.#now = options.now ?? Date.now;
   }
@@ -261,14 +259,15 @@ export class ProgressDisplay {
 
   #apply(update: ProgressUpdate): void {
     if (this.#closed) return;
+    const output = this.showWorkerOutput ? update.output : [];
     if (this.mode === 'tty') {
-      // On a TTY the bars show generations and phases; worker output still scrolls above them.
-      const lines = [...update.important, ...update.detail.filter((line) => line.startsWith('['))];
+      // On a TTY the bars show generations and phases; shown worker output scrolls above them.
+      const lines = [...update.important, ...output];
       if (lines.length > 0) this.#withBarsCleared(() => this.#stream.write(`${lines.join('\n')}\n`));
       if (update.changed) this.#scheduleDraw();
       return;
     }
-    const lines = this.mode === 'quiet' ? update.important : [...update.important, ...update.detail];
+    const lines = this.mode === 'quiet' ? update.important : [...update.important, ...update.detail, ...output];
     if (lines.length > 0) this.#stream.write(`${lines.join('\n')}\n`);
   }
 

@@ -14,7 +14,7 @@ import { readFile } from 'node:fs/promises';
 import { isDeepStrictEqual } from 'node:util';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadDefinition, type Substitutions } from '../../statemachine/definition.ts';
+import { loadDefinition } from '../../statemachine/definition.ts';
 import { timestampRunId } from '../cloud/names.ts';
 import { classifyModelReference, ModelReferenceError } from '../model/reference.ts';
 import { engineInfo, initEngine } from '../engine/backend.ts';
@@ -28,9 +28,10 @@ import { runKeys } from '../store/keys.ts';
 import { checkModelDirectory, localPath, ModelDirectoryError, uploadDirectory } from '../store/model-dir.ts';
 import { putJson, type ObjectStore } from '../store/object-store.ts';
 import { RunIdTakenError, sameBytes, writeOnce } from '../store/write-once.ts';
-import { LOCAL_ARNS, runStateMachineLocally, type ExecutionStatus, type LambdaFunction } from './embedded-runner.ts';
+import { LOCAL_ARNS, LOCAL_SUBSTITUTIONS, runStateMachineLocally, type ExecutionStatus, type LambdaFunction } from './embedded-runner.ts';
 import { DockerJobRunner, type DockerJobRunnerOptions } from './docker-jobs.ts';
-import { LocalProcessJobRunner, type JobRecord, type JobRunner, type RetryPolicy } from './job-runner.ts';
+import { LocalProcessJobRunner, type JobEvent, type JobRecord, type JobRunner, type LocalJob, type OutputStream, type RetryPolicy } from './job-runner.ts';
+import { JobLogs } from './job-logs.ts';
 import { ProgressDisplay, type ProgressMode, type ProgressStream } from './progress.ts';
 
 /** The Lambda handlers of the workflow (functions/plan, merge, report). */
@@ -83,6 +84,8 @@ export interface RunLocalOptions {
   /** Where progress goes. Default process.stderr. */
   readonly progressStream?: ProgressStream;
   readonly progressMode?: ProgressMode;
+  /** Worker output on screen too (on a TTY it otherwise goes only to the jobs' log files). */
+  readonly verbose?: boolean;
   /** Aborting stops the execution and terminates the workers. */
   readonly signal?: AbortSignal;
   /** Names the run when the spec has no runId. Default: now. */
@@ -107,10 +110,11 @@ export interface RunLocalResult {
   readonly jobs: readonly JobRecord[];
   /** The local directory the run's model was copied from (`runs/<runId>/model/`), if any. */
   readonly modelSource?: string;
+  /** Each job's worker output (job label -> file path or object URL; job-logs.ts). */
+  readonly jobLogs: Readonly<Record<string, string>>;
 }
 
-/** The stand-in ARNs, as statemachine/definition.ts needs them (a missing one fails to compile). */
-export const LOCAL_SUBSTITUTIONS: Substitutions = LOCAL_ARNS;
+export { LOCAL_SUBSTITUTIONS };
 
 /**
  * The worker command as containers/Dockerfile runs it, with absolute paths so that `emo-dir run`
@@ -172,9 +176,21 @@ export async function runLocal(options: RunLocalOptions): Promise<RunLocalResult
       : options.json === true || options.quiet === true
         ? { mode: 'quiet' as const }
         : {}),
+    ...(options.verbose === true ? { showWorkerOutput: true } : {}),
   });
+  const jobLogs = new JobLogs(store, runId);
   const ownRunner = options.jobRunner === undefined;
-  const hooks = { onEvent: display.onJobEvent, onOutput: display.onOutput, log: display.log };
+  const hooks = {
+    onEvent: (event: JobEvent): void => {
+      jobLogs.onJobEvent(event);
+      display.onJobEvent(event);
+    },
+    onOutput: (job: LocalJob, line: string, stream: OutputStream): void => {
+      jobLogs.onOutput(job, line, stream);
+      display.onOutput(job, line, stream);
+    },
+    log: display.log,
+  };
   const jobRunner =
     options.jobRunner ??
     (options.docker !== undefined
@@ -193,9 +209,7 @@ export async function runLocal(options: RunLocalOptions): Promise<RunLocalResult
       env: { ...options.workerEnv, ...env },
       ...(options.retry === undefined ? {} : { retry: options.retry }),
       ...(options.killGraceMs === undefined ? {} : { killGraceMs: options.killGraceMs }),
-      onEvent: display.onJobEvent,
-      onOutput: display.onOutput,
-      log: display.log,
+      ...hooks,
     });
   const onAbort = (): void => void jobRunner.stop();
   options.signal?.addEventListener('abort', onAbort, { once: true });
@@ -232,6 +246,8 @@ export async function runLocal(options: RunLocalOptions): Promise<RunLocalResult
       // The Report state ran before the run ended; render it again with the run's measured times.
       await writeReport(store, runId, { wallSeconds, workerSeconds, overheadSeconds, startedAt: new Date(startedAtMs) });
     }
+    await jobLogs.close();
+    for (const failure of jobLogs.failures) display.log(`cannot write a job log: ${failure}`);
     display.close();
     display.log(
       `run ${runId}: ${execution.status} in ${wallSeconds.toFixed(1)} s wall, ${workerSeconds.toFixed(1)} worker-seconds, ` +
@@ -250,11 +266,13 @@ export async function runLocal(options: RunLocalOptions): Promise<RunLocalResult
       ...(execution.error === undefined ? {} : { error: execution.error }),
       jobs: execution.jobs,
       ...(modelSource === undefined ? {} : { modelSource }),
+      jobLogs: jobLogs.written,
     };
   } finally {
     options.signal?.removeEventListener('abort', onAbort);
     display.close();
     if (ownRunner) await jobRunner.stop();
+    await jobLogs.close();
   }
 }
 

@@ -36,6 +36,10 @@ import {
   type ReportSubnetwork,
   type ReportTarget,
 } from '../schema/report.ts';
+import { runStatusRecordSchema } from '../schema/messages.ts';
+import { finalizeMetricsSchema, type FinalizeMetrics } from '../schema/metrics.ts';
+import { modelRegistrationsSchema } from '../schema/model-registry.ts';
+import { searchLogEntrySchema } from '../schema/progress.ts';
 import { runSpecSchema, targetName, type RunSpec } from '../schema/spec.ts';
 import { formatPath, parseWith } from '../schema/validate.ts';
 import { runKeys, type RunKeys } from '../store/keys.ts';
@@ -46,28 +50,9 @@ import { renderReportHtml } from './html.ts';
 // targets/<t>/metrics.json, as the finalize step writes it (validated here, leniently: unknown
 // fields pass, so finalize may add diagnostics without breaking the report)
 
-const num = z.number().refine(Number.isFinite, 'must be a finite number');
-export const metricsFileSchema = z.looseObject({
-  target: z.string().min(1),
-  achieved: z.looseObject({ macs: num, params: num, flopsCut: num, paramsCut: num }),
-  estimatedImpairment: num.optional(),
-  measuredImpairment: num.optional(),
-  accuracy: z
-    .looseObject({ beforeFineTune: num.optional(), afterFineTune: num.optional(), original: num.optional() })
-    .optional(),
-  fineTuneEpochs: num.optional(),
-  fineTuneSeconds: num.optional(),
-  modelKey: z.string().min(1).optional(),
-  layers: z
-    .array(z.looseObject({ name: z.string().min(1), className: z.string().min(1), channelsBefore: num, channelsAfter: num }))
-    .optional(),
-  /** Which of the plan's schemes finalize kept (1-based rank), when it says so. */
-  schemeRank: z.number().int().min(1).optional(),
-  /** Seconds the finalize job ran (verify + fine-tune + export + evaluate), when it says so. */
-  seconds: num.optional(),
-  backend: z.string().min(1).optional(),
-});
-export type MetricsFile = z.output<typeof metricsFileSchema>;
+/** metrics.json, read with its one schema (src/schema/metrics.ts, written by finalize). */
+export const metricsFileSchema = finalizeMetricsSchema;
+export type MetricsFile = FinalizeMetrics;
 
 export interface BuildReportOptions {
   /** generatedAt / finishedAt. Default: now. */
@@ -96,8 +81,6 @@ export interface ReportJob {
   readonly status?: string;
 }
 
-/** `status.json` as far as the report cares: a recorded failure. */
-const failureRecordSchema = z.looseObject({ state: z.string(), message: z.string().optional(), error: z.string().optional() });
 
 // ---------------------------------------------------------------------------------------------
 // Reading what exists
@@ -131,16 +114,19 @@ export async function searchLogSummary(store: ObjectStore, key: string): Promise
   let hypervolume: number | undefined;
   for (const line of text.split('\n')) {
     if (line.trim() === '') continue;
-    let entry: Record<string, unknown>;
+    let raw: unknown;
     try {
-      entry = JSON.parse(line) as Record<string, unknown>;
+      raw = JSON.parse(line) as unknown;
     } catch {
       continue; // a line cut by a crash: not a source
     }
-    if (entry.event === 'done' && typeof entry.searchElapsedMs === 'number') doneMs = entry.searchElapsedMs;
+    const parsed = searchLogEntrySchema.safeParse(raw);
+    if (!parsed.success) continue;
+    const entry = parsed.data;
+    if (entry.event === 'done' && entry.searchElapsedMs !== undefined) doneMs = entry.searchElapsedMs;
     if (entry.event === 'generation') {
-      if (typeof entry.elapsedMs === 'number') generationMs = entry.elapsedMs;
-      if (typeof entry.hypervolume === 'number' && Number.isFinite(entry.hypervolume) && entry.hypervolume >= 0) hypervolume = entry.hypervolume;
+      if (entry.elapsedMs !== undefined) generationMs = entry.elapsedMs;
+      if (entry.hypervolume !== undefined && Number.isFinite(entry.hypervolume) && entry.hypervolume >= 0) hypervolume = entry.hypervolume;
     }
   }
   const ms = doneMs ?? generationMs;
@@ -189,7 +175,7 @@ export async function buildReport(store: ObjectStore, runId: string, options: Bu
   const spec: RunSpec = parseWith(runSpecSchema, await getJson(store, keys.spec), `run spec ${keys.spec} (in ${store.location})`);
 
   // A failure recorded by the RecordFailure state: the run did not finish, whatever else exists.
-  const record = await readDocument(store, keys.status, failureRecordSchema);
+  const record = await readDocument(store, keys.status, runStatusRecordSchema);
   const failed = record.ok && record.value.state === 'failed';
   if (record.ok && failed) problem('pipeline', `the execution failed: ${record.value.message ?? record.value.error ?? 'no message recorded'}`);
   for (const job of options.jobs ?? []) {
@@ -311,6 +297,18 @@ export async function buildReport(store: ObjectStore, runId: string, options: Bu
     else if (!jointRead.missing || subnetworks.every((s) => s.front !== undefined)) problem('merge', `no joint front: ${jointRead.message}`);
   }
 
+  // Model package versions the RegisterModels step created (runs from the SageMaker model registry).
+  const modelPackages = new Map<string, string>();
+  const registrations = await readDocument(store, keys.modelPackages, modelRegistrationsSchema);
+  if (registrations.ok) {
+    for (const entry of registrations.value.targets) {
+      if ('modelPackageArn' in entry) modelPackages.set(entry.target, entry.modelPackageArn);
+      else problem('register', entry.error, entry.target);
+    }
+  } else if (!registrations.missing) {
+    problem('register', `unreadable registration record: ${registrations.message}`);
+  }
+
   // Target rows.
   let finalizeSeconds = 0;
   const reportTargets: ReportTarget[] = targets.map((target) => {
@@ -346,6 +344,7 @@ export async function buildReport(store: ObjectStore, runId: string, options: Bu
       ...(m.fineTuneEpochs === undefined ? {} : { fineTuneEpochs: m.fineTuneEpochs }),
       ...(m.fineTuneSeconds === undefined ? {} : { fineTuneSeconds: m.fineTuneSeconds }),
       ...(m.modelKey === undefined ? {} : { modelKey: m.modelKey }),
+      ...(modelPackages.has(target.name) ? { modelPackageArn: modelPackages.get(target.name) } : {}),
       ...(m.layers === undefined
         ? {}
         : { layers: m.layers.map((l) => ({ name: l.name, className: l.className, channelsBefore: l.channelsBefore, channelsAfter: l.channelsAfter })) }),
@@ -437,11 +436,11 @@ export async function writeReport(store: ObjectStore, runId: string, options: Bu
   const problems = report.problems ?? [];
   // A recorded failure or rejection is the run's terminal record; a re-rendered report must not
   // turn it into a success.
-  const previous = await readDocument(store, keys.status, failureRecordSchema);
+  const previous = await readDocument(store, keys.status, runStatusRecordSchema);
   if (previous.ok && (previous.value.state === 'failed' || previous.value.state === 'rejected')) {
     return { reportKey: keys.report.json, htmlKey: keys.report.html, statusKey: keys.status, status: report.status };
   }
-  await putJson(store, keys.status, {
+  await putJson(store, keys.status, parseWith(runStatusRecordSchema, {
     runId,
     // The execution finished either way; a report without any target result is a failed run.
     state: report.status === 'failed' ? 'failed' : 'succeeded',
@@ -453,7 +452,7 @@ export async function writeReport(store: ObjectStore, runId: string, options: Bu
     reportStatus: report.status,
     reportKey: keys.report.json,
     htmlKey: keys.report.html,
-  });
+  }, 'status.json'));
   return { reportKey: keys.report.json, htmlKey: keys.report.html, statusKey: keys.status, status: report.status };
 }
 
@@ -512,7 +511,7 @@ export async function recordFailure(
   options: { now?: Date } = {},
 ): Promise<RecordedFailure> {
   const keys = runKeys(runId);
-  await putJson(store, keys.status, {
+  await putJson(store, keys.status, parseWith(runStatusRecordSchema, {
     runId,
     state: 'failed',
     at: (options.now ?? new Date()).toISOString(),
@@ -520,6 +519,6 @@ export async function recordFailure(
     error: error.Error,
     // Causes can be whole Batch job descriptions; the status record stays small.
     ...(error.Cause === undefined ? {} : { cause: error.Cause.slice(0, 32_000) }),
-  });
+  }, 'status.json'));
   return { runId, statusKey: keys.status };
 }

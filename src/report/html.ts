@@ -252,6 +252,19 @@ function accuracyCell(accuracy: number | undefined, original: number | undefined
   return `${value} <small class="${tone}">${escapeHtml(formatPointsDelta(delta, 2))}</small>`;
 }
 
+/**
+ * A registered model package version: its ARN, linked to its group's page in the SageMaker
+ * console (`#/model-registry/<group>/details`), where the new version waits for approval.
+ */
+function modelPackageLink(arn: string): string {
+  const match = /^arn:aws[a-z-]*:sagemaker:([a-z0-9-]+):\d{12}:model-package\/([^/]+)\/\d+$/.exec(arn);
+  const text = `<span class="layer">${escapeHtml(arn)}</span>`;
+  if (match === null) return text;
+  const [, region, group] = match;
+  const url = `https://${region}.console.aws.amazon.com/sagemaker/home?region=${region}#/model-registry/${encodeURIComponent(group)}/details`;
+  return `<a href="${escapeHtml(url)}">${text}</a>`;
+}
+
 function renderTargetCard(report: Report, target: ReportTarget, index: number): string {
   const original = report.original;
   const achieved = target.achieved;
@@ -287,6 +300,9 @@ function renderTargetCard(report: Report, target: ReportTarget, index: number): 
       : `${opt(target.fineTuneEpochs, (e) => `${e} epoch${e === 1 ? '' : 's'}`)} · ${opt(target.fineTuneSeconds, formatDuration)}`,
   ]);
   rows.push(['Model', target.modelKey === undefined ? NA : `<span class="layer">${escapeHtml(target.modelKey)}</span>`]);
+  if (target.modelPackageArn !== undefined) {
+    rows.push(['SageMaker model package <small>(pending approval)</small>', modelPackageLink(target.modelPackageArn)]);
+  }
   return [
     `<article class="card" id="target-${escapeHtml(target.name)}" style="--card:${targetColor(index)}">`,
     `<h3>${escapeHtml(target.name)} <span class="kind">${escapeHtml(describeTarget(target))}</span></h3>`,

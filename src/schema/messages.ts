@@ -42,13 +42,16 @@ export const DEFAULT_MAX_CONCURRENCY = 16;
 /**
  * The input of one execution of `statemachine/emo-dir.asl.json` (its README fixes the shape):
  * only the run id and the spec's store key travel; the store (bucket) is fixed by the deployed
- * functions' environment (`EMO_DIR_STORE`). `maxConcurrency` bounds each Batch Map.
+ * functions' environment (`EMO_DIR_STORE`). `maxConcurrency` bounds each Batch Map (the
+ * deployment's default when absent); `modelPackageKey` (runs started from a SageMaker model
+ * package) makes the run register its pruned models back (RegisterModels).
  */
 export const executionInputSchema = z
   .object({
     runId: nameSchema,
     specKey: storeKeySchema,
     maxConcurrency: z.number().int().min(1).max(10_000).optional(),
+    modelPackageKey: storeKeySchema.optional(),
   })
   .strict();
 export type ExecutionInput = z.infer<typeof executionInputSchema>;
@@ -87,9 +90,12 @@ export const fieldIssueSchema = z.object({ path: z.string(), message: z.string()
 export type FieldIssue = z.infer<typeof fieldIssueSchema>;
 
 /**
- * `runs/<runId>/status.json`: the run's terminal record when there is no execution to ask (a
- * rejected registry upload) or when the execution failed (the RecordFailure step). The trigger
- * writes `state: "rejected"`; other writers may add fields, which readers keep.
+ * `runs/<runId>/status.json`, the one schema of the run's terminal record, for every writer: a
+ * refused start (the registry triggers: `rejected`, with the bad fields), a failed execution (the
+ * RecordFailure step, src/report/build.ts `recordFailure`: `failed`, with Step Functions' error and
+ * cause) and a finished one (the Report step: `succeeded` or `failed`, with the report's keys).
+ * Readers: the report (a recorded failure), `emo-dir status`. Loose, so a newer writer's field
+ * survives an older reader.
  */
 export const runStatusRecordSchema = z.looseObject({
   runId: nameSchema,
@@ -102,5 +108,12 @@ export const runStatusRecordSchema = z.looseObject({
   source: z.string().optional(),
   /** For validation failures: every bad field, with its path in the JSON. */
   issues: z.array(fieldIssueSchema).optional(),
+  /** RecordFailure: the error name and (shortened) cause Step Functions caught. */
+  error: z.string().optional(),
+  cause: z.string().optional(),
+  /** Report: the report's own verdict and where it is. */
+  reportStatus: z.enum(['succeeded', 'partial', 'failed']).optional(),
+  reportKey: storeKeySchema.optional(),
+  htmlKey: storeKeySchema.optional(),
 });
 export type RunStatusRecord = z.infer<typeof runStatusRecordSchema>;

@@ -15,7 +15,7 @@
  * differences in nats; times are seconds; ISO times are UTC with an offset.
  */
 import { z } from 'zod';
-import { nameSchema } from './spec.ts';
+import { nameSchema, targetKindSchema } from './spec.ts';
 import { parseWith } from './validate.ts';
 
 /** Bumped when a field changes meaning; readers refuse versions they do not know. */
@@ -29,7 +29,7 @@ const fraction = finite.refine((v) => v >= 0 && v <= 1, 'must be in [0, 1]');
 const cut = finite.refine((v) => v <= 1, 'must be <= 1');
 const isoTime = z.iso.datetime({ offset: true });
 
-export const reportTargetKindSchema = z.enum(['flopsCut', 'paramsCut', 'flopsBudget', 'paramsBudget']);
+export const reportTargetKindSchema = targetKindSchema;
 
 /** A measured accuracy or loss on the two splits the pipeline evaluates. */
 const splitAccuracySchema = z.strictObject({
@@ -162,6 +162,8 @@ export const reportTargetSchema = z.strictObject({
   layers: z.array(reportLayerSchema).optional(),
   /** Store key of the exported model (`runs/<runId>/targets/<target>/model/`). */
   modelKey: z.string().min(1).optional(),
+  /** The SageMaker model package version the pruned model was registered as (model registry runs). */
+  modelPackageArn: z.string().min(1).optional(),
   /** Why this target has no result (its finalize task failed). */
   error: z.string().min(1).optional(),
 });

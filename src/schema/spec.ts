@@ -15,6 +15,11 @@ export const nameSchema = z
   .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'use letters, digits, ".", "_" or "-" (max 128), starting with a letter or digit')
   .refine((name) => !name.includes('..'), 'must not contain ".."');
 
+/** Every kind of target, in one place (reports, metrics, plans and baselines use this list). */
+export const TARGET_KINDS = ['flopsCut', 'paramsCut', 'flopsBudget', 'paramsBudget'] as const;
+export const targetKindSchema = z.enum(TARGET_KINDS);
+export type TargetKind = z.infer<typeof targetKindSchema>;
+
 export const targetSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('flopsCut'), value: z.number().gt(0).lt(1), name: nameSchema.optional() }),
   z.object({ kind: z.literal('paramsCut'), value: z.number().gt(0).lt(1), name: nameSchema.optional() }),
@@ -22,6 +27,14 @@ export const targetSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('paramsBudget'), value: z.number().positive(), name: nameSchema.optional() }),
 ]);
 export type Target = z.infer<typeof targetSchema>;
+// The union above must cover exactly TARGET_KINDS (a compile error otherwise).
+const everyKindHasATarget: Record<TargetKind, Target['kind']> & Record<Target['kind'], TargetKind> = {
+  flopsCut: 'flopsCut',
+  paramsCut: 'paramsCut',
+  flopsBudget: 'flopsBudget',
+  paramsBudget: 'paramsBudget',
+};
+void everyKindHasATarget;
 
 /** A stable, key-safe name for a target: `flops-50` for a 50% FLOPs cut unless the spec names it. */
 export function targetName(target: Target): string {

@@ -35,3 +35,13 @@ export function parseWith<S extends z.ZodType>(schema: S, value: unknown, source
     result.error.issues.map((issue) => ({ path: formatPath(issue.path), message: issue.message })),
   );
 }
+
+/**
+ * The JSON text a writer stores for a document: `value` checked against the document's schema
+ * first (a ValidationError naming `source` and the bad fields, instead of a bad file), then
+ * written as it is (pretty, newline-terminated), so the bytes do not depend on the schema.
+ */
+export function serializeWith<S extends z.ZodType>(schema: S, value: unknown, source: string): string {
+  parseWith(schema, value, source);
+  return `${JSON.stringify(value, null, 2)}\n`;
+}

@@ -4,11 +4,15 @@
  *   registry/<model>/...                      uploads; registry/<model>/prune.json starts a run
  *   datasets/<name>/...
  *   runs/<runId>/spec.json | manifest.json | status.json
+ *   runs/<runId>/model/                       the run's copy of its model (local directory, SageMaker archive)
+ *   runs/<runId>/model-package.json | model-packages.json   SageMaker package it came from | registered back
+ *   runs/<runId>/logs/<job>.log               worker output of a local run's job
  *   runs/<runId>/subnets/<k>/front.json | log.jsonl
  *   scratch/<runId>/subnets/<k>/features/     cached boundary features
  *   scratch/<runId>/subnets/<k>/checkpoints/gen-<g>.json
  *   runs/<runId>/merge/joint-front.json | merge/plans/<target>.json
  *   runs/<runId>/targets/<target>/model/ | targets/<target>/model.onnx | targets/<target>/metrics.json
+ *   runs/<runId>/targets/<target>/model.tar.gz | model-metrics.json   (SageMaker registration)
  *   runs/<runId>/report.json | report.html
  *
  * One change from the layout of DESIGN §3: checkpoints and cached features, which are only
@@ -127,6 +131,10 @@ export interface TargetKeys {
   /** The pruned model as ONNX (written when the input was ONNX or the spec asks for it). */
   readonly onnxModel: string;
   readonly metrics: string;
+  /** The exported model as one gzipped tar (what a SageMaker model package points at). */
+  readonly modelArchive: string;
+  /** The metrics report a registered model package's ModelQuality statistics point at. */
+  readonly registryMetrics: string;
 }
 
 export interface RunKeys {
@@ -137,6 +145,14 @@ export interface RunKeys {
   readonly spec: string;
   readonly manifest: string;
   readonly status: string;
+  /** `runs/<runId>/model/`: the run's own copy of its model, when it was not already in the store. */
+  readonly modelPrefix: string;
+  /** The SageMaker model package the run was started from. */
+  readonly modelPackage: string;
+  /** The model package versions the run registered. */
+  readonly modelPackages: string;
+  /** The worker output of one Batch job of a local run (`label` like `search k1`). */
+  jobLog(label: string): string;
   readonly subnetsPrefix: string;
   subnet(subnet: number | string): SubnetKeys;
   readonly merge: {
@@ -163,6 +179,10 @@ export function runKeys(runId: string): RunKeys {
     spec: `${prefix}spec.json`,
     manifest: `${prefix}manifest.json`,
     status: `${prefix}status.json`,
+    modelPrefix: `${prefix}model/`,
+    modelPackage: `${prefix}model-package.json`,
+    modelPackages: `${prefix}model-packages.json`,
+    jobLog: (label) => `${prefix}logs/${assertValidName('job label', label.trim().replace(/\s+/g, '-'))}.log`,
     subnetsPrefix,
     subnet(subnet) {
       const id = subnetSegment(subnet);
@@ -198,6 +218,8 @@ export function runKeys(runId: string): RunKeys {
         modelPrefix: `${targetPrefix}model/`,
         onnxModel: `${targetPrefix}model.onnx`,
         metrics: `${targetPrefix}metrics.json`,
+        modelArchive: `${targetPrefix}model.tar.gz`,
+        registryMetrics: `${targetPrefix}model-metrics.json`,
       };
     },
     report: { json: `${prefix}report.json`, html: `${prefix}report.html` },

@@ -9,31 +9,51 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { App, Stack, Token } from 'aws-cdk-lib';
+import { App, Duration, Stack, Token } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
+import type * as batch from 'aws-cdk-lib/aws-batch';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { AwsSolutionsChecks } from 'cdk-nag';
+import { GpuBatch, type CapacityMode, type GpuBatchProps } from '../../cdk/constructs/batch.ts';
 import { DataBucket } from '../../cdk/constructs/bucket.ts';
+import type { ModelRegistry } from '../../cdk/constructs/model-registry.ts';
 import { EmoDirStack } from '../../cdk/emo-dir-stack.ts';
-import { placeholdersIn, readDefinitionText, SUBSTITUTION_NAMES } from '../../statemachine/definition.ts';
+import { DEFAULT_MAX_CONCURRENCY } from '../../src/schema/messages.ts';
+import { NO_FALLBACK_QUEUE, placeholdersIn, readDefinitionText, SUBSTITUTION_NAMES } from '../../statemachine/definition.ts';
 
 const projectRoot = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 const fixture = (name: string): string => join(projectRoot, 'test/cdk/fixtures/functions', `${name}.ts`);
 const outdir = mkdtempSync(join(tmpdir(), 'emo-dir-cdk-'));
 after(() => rmSync(outdir, { recursive: true, force: true }));
 
+const functionEntries = {
+  plan: fixture('plan'),
+  merge: fixture('merge'),
+  report: fixture('report'),
+  trigger: fixture('trigger'),
+  registerModels: fixture('register-models'),
+  modelPackageTrigger: fixture('model-package-trigger'),
+};
 const app = new App({ outdir });
+// The default capacity (Spot with an On-Demand fallback) and the SageMaker model registry trigger on.
 const stack = new EmoDirStack(app, 'EmoDir', {
   projectRoot,
-  functionEntries: { plan: fixture('plan'), merge: fixture('merge'), report: fixture('report'), trigger: fixture('trigger') },
+  functionEntries,
+  modelRegistry: { modelPackageGroups: ['resnets', 'Detectors'], outputModelPackageGroup: 'pruned-models' },
 });
 const template = Template.fromStack(stack);
 const assembly = app.synth();
+// On-Demand only, 5 jobs at once, no model registry trigger.
+const onDemandApp = new App({ outdir: mkdtempSync(join(tmpdir(), 'emo-dir-cdk-od-')) });
+const onDemandStack = new EmoDirStack(onDemandApp, 'EmoDirOnDemand', { projectRoot, functionEntries, capacity: 'on-demand', maxConcurrency: 5 });
+const onDemandTemplate = Template.fromStack(onDemandStack);
+after(() => rmSync(onDemandApp.outdir, { recursive: true, force: true }));
 
 type Json = Record<string, unknown>;
-const resources = (type: string): [string, Json][] =>
-  Object.entries(template.findResources(type)).map(([id, resource]) => [id, resource.Properties as Json]);
+const resources = (type: string, of: Template = template): [string, Json][] =>
+  Object.entries(of.findResources(type)).map(([id, resource]) => [id, resource.Properties as Json]);
 const logicalId = (construct: { node: { defaultChild?: unknown } }): string =>
   stack.resolve((construct.node.defaultChild as { logicalId: string }).logicalId) as string;
 
@@ -134,8 +154,23 @@ describe('EmoDirStack', () => {
 
   describe('GPU Batch', () => {
     const environments = resources('AWS::Batch::ComputeEnvironment');
+    const queues = resources('AWS::Batch::JobQueue');
+    const environmentArn = (environment: unknown): string =>
+      JSON.stringify({ 'Fn::GetAtt': [logicalId(environment as { node: { defaultChild?: unknown } }), 'ComputeEnvironmentArn'] });
+    const queueOf = (queue: unknown): Json => {
+      const found = queues.find(([id]) => id === logicalId(queue as { node: { defaultChild?: unknown } }));
+      assert.ok(found !== undefined);
+      return found[1];
+    };
+    const timeLimits = (queue: Json): Record<string, number> =>
+      Object.fromEntries(
+        (queue.JobStateTimeLimitActions as { Action: string; State: string; Reason: string; MaxTimeSeconds: number }[]).map((action) => {
+          assert.deepEqual([action.Action, action.State], ['CANCEL', 'RUNNABLE']);
+          return [action.Reason, action.MaxTimeSeconds];
+        }),
+      );
 
-    it('has a spot and an on-demand EC2 environment on the ECS GPU AMI with the GPU instance types', () => {
+    it('has a Spot and an On-Demand EC2 environment on the ECS AL2023 NVIDIA AMI with the GPU instance types', () => {
       assert.equal(environments.length, 2);
       const types = environments.map(([, props]) => (props.ComputeResources as Json).Type).sort();
       assert.deepEqual(types, ['EC2', 'SPOT']);
@@ -144,35 +179,67 @@ describe('EmoDirStack', () => {
         const compute = props.ComputeResources as Json;
         assert.deepEqual(compute.InstanceTypes, ['g4dn.xlarge', 'g5.xlarge']);
         assert.equal(compute.MinvCpus, 0);
+        // maxConcurrency 16 jobs of 4 vCPUs.
         assert.equal(compute.MaxvCpus, 64);
         const [ec2Configuration] = compute.Ec2Configuration as Json[];
-        assert.equal(ec2Configuration.ImageType, 'ECS_AL2_NVIDIA');
+        assert.equal(ec2Configuration.ImageType, 'ECS_AL2023_NVIDIA');
         const amiParameter = (ec2Configuration.ImageIdOverride as { Ref: string }).Ref;
-        assert.equal(parameters[amiParameter].Default, '/aws/service/ecs/optimized-ami/amazon-linux-2/gpu/recommended/image_id');
+        assert.equal(parameters[amiParameter].Default, '/aws/service/ecs/optimized-ami/amazon-linux-2023/gpu/recommended/image_id');
         assert.ok(compute.LaunchTemplate !== undefined, 'expected: compute.LaunchTemplate !== undefined');
       }
+      assert.doesNotMatch(JSON.stringify(template.toJSON()), /amazon-linux-2\/|ECS_AL2_NVIDIA/, 'no Amazon Linux 2 left');
       const spot = environments.find(([, props]) => (props.ComputeResources as Json).Type === 'SPOT');
       assert.equal((spot?.[1].ComputeResources as Json).AllocationStrategy, 'SPOT_PRICE_CAPACITY_OPTIMIZED');
     });
 
-    it('launches instances with IMDSv2 and an encrypted root volume', () => {
-      template.hasResourceProperties('AWS::EC2::LaunchTemplate', {
-        LaunchTemplateData: Match.objectLike({
-          MetadataOptions: Match.objectLike({ HttpTokens: 'required' }),
-          BlockDeviceMappings: [Match.objectLike({ Ebs: Match.objectLike({ Encrypted: true, VolumeType: 'gp3' }) })],
-        }),
+    it('queues on Spot only, cancelling a job blocked for capacity so the state machine retries it On-Demand', () => {
+      assert.equal(queues.length, 2);
+      const primary = queueOf(stack.gpu.queue);
+      assert.deepEqual(
+        (primary.ComputeEnvironmentOrder as { ComputeEnvironment: unknown }[]).map((entry) => JSON.stringify(entry.ComputeEnvironment)),
+        [environmentArn(stack.gpu.spotEnvironment)],
+      );
+      assert.deepEqual(timeLimits(primary), {
+        'CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY': 15 * 60,
+        'MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE': 600,
+        'MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT': 600,
       });
+      const fallback = queueOf(stack.gpu.fallbackQueue);
+      assert.deepEqual(
+        (fallback.ComputeEnvironmentOrder as { ComputeEnvironment: unknown }[]).map((entry) => JSON.stringify(entry.ComputeEnvironment)),
+        [environmentArn(stack.gpu.onDemandEnvironment)],
+      );
+      // The last resort waits as long as Batch allows (a day), then the run fails with the reason.
+      assert.equal(timeLimits(fallback)['CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY'], 24 * 3600);
     });
 
-    it('queues on spot first and on-demand second', () => {
-      const [[, queue]] = resources('AWS::Batch::JobQueue');
-      const order = (queue.ComputeEnvironmentOrder as { Order: number; ComputeEnvironment: unknown }[])
-        .sort((a, b) => a.Order - b.Order)
-        .map((entry) => JSON.stringify(entry.ComputeEnvironment));
-      assert.deepEqual(order, [
-        JSON.stringify({ 'Fn::GetAtt': [logicalId(stack.gpu.spotEnvironment), 'ComputeEnvironmentArn'] }),
-        JSON.stringify({ 'Fn::GetAtt': [logicalId(stack.gpu.onDemandEnvironment), 'ComputeEnvironmentArn'] }),
-      ]);
+    it('with capacity=on-demand: one On-Demand environment and queue, sized for maxConcurrency, no fallback', () => {
+      const [[, only], ...others] = resources('AWS::Batch::ComputeEnvironment', onDemandTemplate);
+      assert.equal(others.length, 0);
+      assert.equal((only.ComputeResources as Json).Type, 'EC2');
+      assert.equal((only.ComputeResources as Json).MaxvCpus, 20, '5 jobs x 4 vCPUs');
+      const onDemandQueues = resources('AWS::Batch::JobQueue', onDemandTemplate);
+      assert.equal(onDemandQueues.length, 1);
+      assert.equal(timeLimits(onDemandQueues[0][1])['CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY'], 24 * 3600);
+      const [[, machine]] = resources('AWS::StepFunctions::StateMachine', onDemandTemplate);
+      const substitutions = machine.DefinitionSubstitutions as Json;
+      assert.equal(substitutions.FallbackJobQueueArn, NO_FALLBACK_QUEUE);
+      assert.equal(substitutions.DefaultMaxConcurrency, '5');
+    });
+
+    it('refuses capacity settings Batch would refuse', () => {
+      const probe = new Stack(new App(), 'Probe');
+      const vpc = new ec2.Vpc(probe, 'Vpc', { maxAzs: 1, natGateways: 0, subnetConfiguration: [{ name: 'p', subnetType: ec2.SubnetType.PRIVATE_ISOLATED }] });
+      const data = new DataBucket(probe, 'Data');
+      const gpu = (id: string, props: Partial<GpuBatchProps>) =>
+        new GpuBatch(probe, id, { vpc, vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_ISOLATED }, data, projectRoot, ...props });
+      assert.throws(() => gpu('A', { capacityWait: Duration.minutes(5) }), /capacityWait must be from 10 minutes to 24 hours/);
+      assert.throws(() => gpu('B', { capacity: 'spot-only' as CapacityMode }), /capacity must be one of spot, on-demand, spot-then-on-demand/);
+      assert.throws(() => gpu('C', { maxConcurrency: 2.5 }), /maxConcurrency must be a positive integer/);
+      const spotOnly = gpu('D', { capacity: 'spot', maxConcurrency: 3 });
+      assert.equal(spotOnly.onDemandEnvironment, undefined);
+      assert.equal(spotOnly.fallbackQueue, undefined);
+      assert.equal(spotOnly.maxvCpus, 12);
     });
 
     it('defines search and finalize jobs with one GPU, the worker image and a retry strategy for infrastructure failures', () => {
@@ -197,6 +264,9 @@ describe('EmoDirStack', () => {
         ]);
         assert.ok(Number((props.Timeout as Json).AttemptDurationSeconds) >= 3600, 'expected: Number((props.Timeout as Json).AttemptDurationSeconds) >= 3600');
         assert.equal(props.PropagateTags, true);
+        // Named, so IAM can allow every revision; a redeploy keeps the old revision for runs in flight.
+        assert.match(String(props.JobDefinitionName), /^EmoDir-(search|finalize)$/);
+        assert.deepEqual(props.ResourceRetentionPolicy, { SkipDeregisterOnUpdate: true });
       }
     });
 
@@ -216,11 +286,16 @@ describe('EmoDirStack', () => {
 
   describe('Lambda functions', () => {
     it('run nodejs22.x with tracing, JSON logs in their own log group and the store location', () => {
-      const ours = [stack.functions.plan, stack.functions.merge, stack.functions.report, stack.trigger.handler].map(
-        (handler) => logicalId(handler.function),
-      );
+      const ours = [
+        stack.functions.plan,
+        stack.functions.merge,
+        stack.functions.report,
+        stack.functions.registerModels,
+        stack.trigger.handler,
+        stack.modelRegistry?.handler,
+      ].map((handler) => logicalId((handler as NonNullable<typeof handler>).function));
       const functions = resources('AWS::Lambda::Function').filter(([id]) => ours.includes(id));
-      assert.equal(functions.length, 4);
+      assert.equal(functions.length, 6);
       for (const [id, props] of functions) {
         assert.equal(props.Runtime, 'nodejs22.x', id);
         assert.deepEqual(props.TracingConfig, { Mode: 'Active' }, id);
@@ -239,8 +314,8 @@ describe('EmoDirStack', () => {
 
     it('keeps every log group for a bounded time', () => {
       const groups = resources('AWS::Logs::LogGroup');
-      // Four handlers, the Batch jobs, the state machine and the VPC flow logs.
-      assert.equal(groups.length, 7, `log groups: ${groups.map(([id]) => id).join(', ')}`);
+      // Six handlers, the Batch jobs, the state machine and the VPC flow logs.
+      assert.equal(groups.length, 9, `log groups: ${groups.map(([id]) => id).join(', ')}`);
       for (const [id, props] of groups) assert.ok(Number(props.RetentionInDays) > 0, `${id} keeps logs forever`);
     });
   });
@@ -259,22 +334,36 @@ describe('EmoDirStack', () => {
       assert.deepEqual(substitutions.PlanFunctionArn, functionArn(stack.functions.plan));
       assert.deepEqual(substitutions.MergeFunctionArn, functionArn(stack.functions.merge));
       assert.deepEqual(substitutions.ReportFunctionArn, functionArn(stack.functions.report));
+      assert.deepEqual(substitutions.RegisterModelsFunctionArn, functionArn(stack.functions.registerModels));
       assert.deepEqual(substitutions.JobQueueArn, { 'Fn::GetAtt': [logicalId(stack.gpu.queue), 'JobQueueArn'] });
+      assert.deepEqual(substitutions.FallbackJobQueueArn, { 'Fn::GetAtt': [logicalId(stack.gpu.fallbackQueue as batch.JobQueue), 'JobQueueArn'] });
       assert.deepEqual(substitutions.SearchJobDefinitionArn, { Ref: logicalId(stack.gpu.searchJob) });
       assert.deepEqual(substitutions.FinalizeJobDefinitionArn, { Ref: logicalId(stack.gpu.finalizeJob) });
+      assert.equal(substitutions.DefaultMaxConcurrency, String(DEFAULT_MAX_CONCURRENCY));
     });
 
-    it('logs all events and traces with X-Ray', () => {
+    it('logs all events to a log group under /aws/vendedlogs/states/ and traces with X-Ray', () => {
       assert.deepEqual(stateMachine.TracingConfiguration, { Enabled: true });
-      assert.equal((stateMachine.LoggingConfiguration as Json).Level, 'ALL');
+      const logging = stateMachine.LoggingConfiguration as { Level: string; Destinations: { CloudWatchLogsLogGroup: { LogGroupArn: unknown } }[] };
+      assert.equal(logging.Level, 'ALL');
+      const [groupId] = (logging.Destinations[0].CloudWatchLogsLogGroup.LogGroupArn as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'];
+      const group = template.toJSON().Resources[groupId].Properties as Json;
+      assert.equal(group.LogGroupName, '/aws/vendedlogs/states/EmoDir-runs');
       assert.ok(stateMachineId !== undefined, 'expected: stateMachineId !== undefined');
     });
   });
 
+  const rules = resources('AWS::Events::Rule');
+  const ruleOf = (rule: { node: { defaultChild?: unknown } }): Json => {
+    const found = rules.find(([id]) => id === logicalId(rule));
+    assert.ok(found !== undefined);
+    return found[1];
+  };
+  const deadLetterArn = { 'Fn::GetAtt': [logicalId(stack.trigger.deadLetterQueue), 'Arn'] };
+
   it('starts runs on registry/<model>/prune.json uploads of this bucket only', () => {
-    const rules = resources('AWS::Events::Rule');
-    assert.equal(rules.length, 1);
-    const [[, rule]] = rules;
+    assert.equal(rules.length, 2);
+    const rule = ruleOf(stack.trigger.rule);
     assert.deepEqual(rule.EventPattern, {
       source: ['aws.s3'],
       'detail-type': ['Object Created'],
@@ -285,8 +374,92 @@ describe('EmoDirStack', () => {
     });
     const [target] = rule.Targets as Json[];
     assert.deepEqual(target.Arn, { 'Fn::GetAtt': [logicalId(stack.trigger.handler.function), 'Arn'] });
-    assert.ok((target.DeadLetterConfig as Json).Arn !== undefined, 'expected: (target.DeadLetterConfig as Json).Arn !== undefined');
+    assert.deepEqual((target.DeadLetterConfig as Json).Arn, deadLetterArn);
     assert.equal((target.RetryPolicy as Json).MaximumRetryAttempts, 8);
+  });
+
+  it('keeps events the trigger functions fail on: an SQS on-failure destination with explicit retries and event age', () => {
+    const configs = resources('AWS::Lambda::EventInvokeConfig');
+    for (const handler of [stack.trigger.handler, stack.modelRegistry?.handler]) {
+      const functionId = logicalId((handler as NonNullable<typeof handler>).function);
+      const config = configs.find(([, props]) => JSON.stringify(props.FunctionName) === JSON.stringify({ Ref: functionId }));
+      assert.ok(config !== undefined, `${functionId} has no EventInvokeConfig`);
+      assert.deepEqual(config[1].DestinationConfig, { OnFailure: { Destination: deadLetterArn } });
+      assert.equal(config[1].MaximumRetryAttempts, 2);
+      assert.equal(config[1].MaximumEventAgeInSeconds, 6 * 3600);
+      assert.equal(config[1].Qualifier, '$LATEST');
+      const sends = statementsOfRole(logicalId((handler as NonNullable<typeof handler>).role)).find((statement) =>
+        asArray(statement.Action).includes('sqs:SendMessage'),
+      );
+      assert.deepEqual(sends?.Resource, deadLetterArn, `${functionId} may not send to its destination`);
+    }
+  });
+
+  describe('SageMaker Model Registry trigger', () => {
+    const registry = stack.modelRegistry as ModelRegistry;
+    const partitionArn = (resource: string): string => JSON.stringify({
+      'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':sagemaker:', { Ref: 'AWS::Region' }, ':', { Ref: 'AWS::AccountId' }, `:${resource}`]],
+    });
+
+    it('invokes its function on state changes of the watched groups to Approved', () => {
+      const rule = ruleOf(registry.rule);
+      assert.deepEqual(rule.EventPattern, {
+        source: ['aws.sagemaker'],
+        'detail-type': ['SageMaker Model Package State Change'],
+        detail: { ModelPackageGroupName: ['resnets', 'Detectors'], ModelApprovalStatus: ['Approved'] },
+      });
+      const [target] = rule.Targets as Json[];
+      assert.deepEqual(target.Arn, { 'Fn::GetAtt': [logicalId(registry.handler.function), 'Arn'] });
+      assert.deepEqual((target.DeadLetterConfig as Json).Arn, deadLetterArn);
+      const variables = (resources('AWS::Lambda::Function').find(([id]) => id === logicalId(registry.handler.function))?.[1].Environment as Json)
+        .Variables as Json;
+      assert.equal(variables.EMO_DIR_MODEL_PACKAGE_GROUPS, 'resnets,Detectors');
+      assert.equal(variables.EMO_DIR_APPROVAL_STATUSES, 'Approved');
+      assert.deepEqual(variables.STATE_MACHINE_ARN, { Ref: logicalId(stack.workflow.stateMachine) });
+    });
+
+    it('reads only the watched groups\' packages and the artifact bucket, and starts only this state machine', () => {
+      const statements = statementsOfRole(logicalId(registry.handler.role));
+      const describe = statements.find((statement) => asArray(statement.Action).includes('sagemaker:DescribeModelPackage'));
+      // SageMaker ARNs carry names in lower case.
+      assert.deepEqual(resourceStrings(describe as Statement).sort(), [partitionArn('model-package/detectors/*'), partitionArn('model-package/resnets/*')].sort());
+      const artifacts = statements.find((statement) => asArray(statement.Action).includes('s3:GetObject') && JSON.stringify(statement.Resource).includes('sagemaker-'));
+      assert.deepEqual(resourceStrings(artifacts as Statement), [
+        JSON.stringify({ 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':s3:::sagemaker-', { Ref: 'AWS::Region' }, '-', { Ref: 'AWS::AccountId' }, '/*']] }),
+      ]);
+      const start = statements.find((statement) => asArray(statement.Action).includes('states:StartExecution'));
+      assert.deepEqual(start?.Resource, { Ref: logicalId(stack.workflow.stateMachine) });
+      for (const statement of statements) {
+        assert.ok(!asArray(statement.Action).some((action) => action.startsWith('sagemaker:') && action !== 'sagemaker:DescribeModelPackage'), JSON.stringify(statement));
+      }
+    });
+
+    it('registers pruned models only into its own output group, which outlives the stack', () => {
+      const register = statementsOfRole(logicalId(stack.functions.registerModels.role));
+      const sagemakerStatements = register.filter((statement) => asArray(statement.Action).some((action) => action.startsWith('sagemaker:')));
+      assert.equal(sagemakerStatements.length, 1);
+      assert.deepEqual(asArray(sagemakerStatements[0].Action), ['sagemaker:CreateModelPackage']);
+      assert.deepEqual(resourceStrings(sagemakerStatements[0]).sort(), [partitionArn('model-package-group/pruned-models'), partitionArn('model-package/pruned-models/*')].sort());
+      const groups = template.findResources('AWS::SageMaker::ModelPackageGroup');
+      assert.deepEqual(Object.values(groups).map((group) => [(group.Properties as Json).ModelPackageGroupName, group.DeletionPolicy]), [['pruned-models', 'Retain']]);
+      const variables = (resources('AWS::Lambda::Function').find(([id]) => id === logicalId(stack.functions.registerModels.function))?.[1].Environment as Json)
+        .Variables as Json;
+      assert.equal(variables.EMO_DIR_MODEL_PACKAGE_GROUP, 'pruned-models');
+    });
+
+    it('is absent, with no SageMaker permission anywhere, when no group is watched', () => {
+      assert.equal(Object.keys(onDemandTemplate.findResources('AWS::SageMaker::ModelPackageGroup')).length, 0);
+      assert.equal(resources('AWS::Events::Rule', onDemandTemplate).length, 1);
+      assert.doesNotMatch(JSON.stringify(onDemandTemplate.findResources('AWS::IAM::Policy')), /sagemaker:/);
+    });
+
+    it('refuses to watch its own output group (every registration would start a run)', () => {
+      const loopApp = new App();
+      assert.throws(
+        () => new EmoDirStack(loopApp, 'Loop', { projectRoot, functionEntries, modelRegistry: { modelPackageGroups: ['a'], outputModelPackageGroup: 'a' } }),
+        /the output group a is also watched/,
+      );
+    });
   });
 
   describe('IAM', () => {
@@ -321,16 +494,21 @@ describe('EmoDirStack', () => {
       const roleId = logicalId(stack.workflow.stateMachine.role as unknown as { node: { defaultChild?: unknown } });
       const workflow = statementsOfRole(roleId);
       const submit = workflow.find((statement) => asArray(statement.Action).includes('batch:SubmitJob'));
+      const revisions = (name: string): string => JSON.stringify({
+        'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':batch:', { Ref: 'AWS::Region' }, ':', { Ref: 'AWS::AccountId' }, `:job-definition/${name}:*`]],
+      });
+      // Every revision of the two job definitions: runs in flight during a redeploy submit their own.
       assert.deepEqual(resourceStrings(submit as Statement).sort(), [
         JSON.stringify({ 'Fn::GetAtt': [logicalId(stack.gpu.queue), 'JobQueueArn'] }),
-        JSON.stringify({ Ref: logicalId(stack.gpu.finalizeJob) }),
-        JSON.stringify({ Ref: logicalId(stack.gpu.searchJob) }),
+        JSON.stringify({ 'Fn::GetAtt': [logicalId(stack.gpu.fallbackQueue as batch.JobQueue), 'JobQueueArn'] }),
+        revisions('EmoDir-search'),
+        revisions('EmoDir-finalize'),
       ].sort());
       const rule = workflow.find((statement) => asArray(statement.Action).includes('events:PutTargets'));
       assert.deepEqual(asArray((rule as Statement).Action).sort(), ['events:DescribeRule', 'events:PutRule', 'events:PutTargets']);
       assert.match(JSON.stringify((rule as Statement).Resource), /rule\/StepFunctionsGetEventsForBatchJobsRule/);
       const invoke = workflow.find((statement) => asArray(statement.Action).includes('lambda:InvokeFunction'));
-      assert.equal(asArray((invoke as Statement).Resource).length, 6, 'three functions and their qualifiers');
+      assert.equal(asArray((invoke as Statement).Resource).length, 8, 'four functions and their qualifiers');
       for (const statement of workflow) {
         if (asArray(statement.Resource).includes('*')) {
           for (const action of asArray(statement.Action)) {
@@ -340,27 +518,32 @@ describe('EmoDirStack', () => {
       }
     });
 
-    it('lets only the trigger start executions', () => {
+    it('lets only the two triggers start executions', () => {
       const starters = statements.filter(([, statement]) => asArray(statement.Action).includes('states:StartExecution'));
-      assert.equal(starters.length, 1);
-      assert.deepEqual(starters[0][1].Resource, { Ref: logicalId(stack.workflow.stateMachine) });
+      assert.equal(starters.length, 2);
+      for (const [, statement] of starters) assert.deepEqual(statement.Resource, { Ref: logicalId(stack.workflow.stateMachine) });
     });
   });
 
   it('exports the names a deployment needs', () => {
     const outputs = Object.keys(template.toJSON().Outputs as Json);
-    for (const name of ['BucketName', 'StoreLocation', 'StateMachineArn', 'JobQueueArn', 'SearchJobDefinitionArn', 'FinalizeJobDefinitionArn', 'WorkerImageUri']) {
+    for (const name of [
+      'BucketName', 'StoreLocation', 'StateMachineArn', 'JobQueueArn', 'OnDemandJobQueueArn', 'SearchJobDefinitionArn',
+      'FinalizeJobDefinitionArn', 'WorkerImageUri', 'TriggerDeadLetterQueueUrl', 'PrunedModelPackageGroup',
+    ]) {
       assert.ok(outputs.includes(name), `missing output ${name}`);
     }
   });
 
   describe('cdk-nag AwsSolutions', () => {
-    it('finds nothing unacknowledged in the stack', () => {
-      const report = new AwsSolutionsChecks(app).validateScope(stack);
-      const findings = report.violations.map(
-        (violation) => `${violation.severity} ${violation.ruleName}: ${violation.violatingResources.map((r) => r.constructPath).join(', ')}`,
-      );
-      assert.deepEqual(findings, []);
+    it('finds nothing unacknowledged in either stack', () => {
+      for (const [checked, scope] of [[app, stack], [onDemandApp, onDemandStack]] as const) {
+        const report = new AwsSolutionsChecks(checked).validateScope(scope);
+        const findings = report.violations.map(
+          (violation) => `${violation.severity} ${violation.ruleName}: ${violation.violatingResources.map((r) => r.constructPath).join(', ')}`,
+        );
+        assert.deepEqual(findings, [], scope.stackName);
+      }
     });
 
     it('stays clean with a customer managed KMS key (rotated; grants on that key only)', () => {

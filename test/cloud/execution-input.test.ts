@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { readFileSync } from 'node:fs';
+import { LOCAL_SUBSTITUTIONS } from '../../src/local/embedded-runner.ts';
 import { DEFAULT_MAX_CONCURRENCY, executionInputSchema } from '../../src/schema/messages.ts';
 
 /** The state machine reads its input through these states; the schema must feed exactly them. */
@@ -14,8 +15,11 @@ describe('execution input', () => {
     assert.equal(plan['runId.$'], '$.runId');
     assert.equal(plan['specKey.$'], '$.specKey');
     assert.match(JSON.stringify(asl.States.CheckMaxConcurrency.Choices), /"\$\.maxConcurrency"/);
-    assert.equal(asl.States.DefaultMaxConcurrency.Result, DEFAULT_MAX_CONCURRENCY);
-    assert.deepEqual(Object.keys(executionInputSchema.shape).sort(), ['maxConcurrency', 'runId', 'specKey']);
+    // The default is the deployment's (a substitution); the embedded runner substitutes the schema's.
+    assert.equal(asl.States.DefaultMaxConcurrency.Parameters?.['maxConcurrency.$'], "States.StringToJson('${DefaultMaxConcurrency}')");
+    assert.equal(LOCAL_SUBSTITUTIONS.DefaultMaxConcurrency, String(DEFAULT_MAX_CONCURRENCY));
+    assert.match(JSON.stringify(asl.States.RegisterIfRequested.Choices), /"\$\.modelPackageKey"/);
+    assert.deepEqual(Object.keys(executionInputSchema.shape).sort(), ['maxConcurrency', 'modelPackageKey', 'runId', 'specKey']);
   });
 
   it('refuses unsafe keys, bad run ids, non-positive concurrency and extra fields', () => {

@@ -40,3 +40,39 @@ export const MODEL_FILES: Record<string, string> = {
   'model.json': '{"modelTopology":{},"weightsManifest":[{"paths":["weights.bin"],"weights":[]}]}',
   'weights.bin': 'WEIGHTS',
 };
+
+/**
+ * A complete `metrics.json` as Finalize writes it (src/schema/metrics.ts), for readers' tests:
+ * a 50% FLOPs cut of a 40M-MAC model, 91% -> 70% -> 89% test accuracy.
+ */
+export function sampleMetrics(runId: string, target: string, overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  const choice = { k1: 'k1-p03', k2: 'k2-p01' };
+  return {
+    version: 1,
+    runId,
+    target,
+    targetSpec: { name: target, kind: 'flopsCut', value: 0.5 },
+    schemeRank: 1,
+    scheme: { rank: 1, choice, estimatedImpairment: 0.021 },
+    verified: [{ rank: 1, choice, estimatedImpairment: 0.021, measuredImpairment: 0.025, accuracy: 0.88, loss: 0.31, macs: 20_100_000, params: 140_000 }],
+    achieved: { macs: 20_100_000, params: 140_000, flopsCut: 0.4975, paramsCut: 0.3 },
+    original: { macs: 40_000_000, params: 200_000 },
+    estimatedImpairment: 0.021,
+    measuredImpairment: 0.025,
+    estimateError: 0.004,
+    accuracy: { original: 0.91, beforeFineTune: 0.7, afterFineTune: 0.89 },
+    loss: { original: 0.26, beforeFineTune: 0.9, afterFineTune: 0.31 },
+    searchVal: { baselineLoss: 0.27, baselineAccuracy: 0.905, loss: 0.295, accuracy: 0.88, count: 512 },
+    testCount: 2000,
+    fineTuneEpochs: 1,
+    fineTuneSteps: 79,
+    fineTuneSeconds: 40,
+    fineTuneCheckpoints: [],
+    seconds: 55,
+    backend: 'wasm',
+    modelKey: `runs/${runId}/targets/${target}/model/`,
+    layers: [{ name: 'stem_conv', className: 'Conv2D', channelsBefore: 16, channelsAfter: 12 }],
+    createdAt: '2026-11-28T02:00:00.000Z',
+    ...overrides,
+  };
+}

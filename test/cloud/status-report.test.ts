@@ -74,12 +74,18 @@ describe('runStatus', () => {
   });
 
   it('reports a rejected run from status.json when no execution exists', async () => {
-    await putJson(store, runKeys('m-abc').status, { runId: 'm-abc', state: 'rejected', message: 'invalid', issues: [] });
+    const record = { runId: 'm-abc', state: 'rejected', at: '2026-11-28T02:00:00.000Z', message: 'invalid', issues: [] };
+    await putJson(store, runKeys('m-abc').status, record);
     sfnMock.on(DescribeExecutionCommand).rejects(new ExecutionDoesNotExist({ message: 'no', $metadata: {} }));
     const status = await runStatus({ runId: 'm-abc', store, sfn: sfnClient(), stateMachineArn: STATE_MACHINE_ARN });
     assert.equal(status.execution?.status, 'NOT_FOUND');
-    assert.deepEqual(status.record, { runId: 'm-abc', state: 'rejected', message: 'invalid', issues: [] });
+    assert.deepEqual(status.record, record);
     assert.deepEqual(status.subnets, []);
+    // A status.json that is not a status record (its one schema, src/schema/messages.ts) is said so.
+    await putJson(store, runKeys('m-abc').status, { runId: 'm-abc', state: 'exploded' });
+    const broken = await runStatus({ runId: 'm-abc', store, sfn: sfnClient(), stateMachineArn: STATE_MACHINE_ARN });
+    assert.equal(broken.record, undefined);
+    assert.match(broken.recordError ?? '', /^runs\/m-abc\/status\.json is not a run status record: state: /);
   });
 
   it('works from the store alone, and says when a run does not exist', async () => {

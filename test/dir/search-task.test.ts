@@ -19,6 +19,7 @@ import { runNsga2 } from '../../src/emo/index.ts';
 import type { Nsga2Config, Problem, SearchState } from '../../src/emo/index.ts';
 
 const CHILD = fileURLToPath(new URL('./fixtures/search-child.ts', import.meta.url));
+const HOLD_SEARCH = new URL('../e2e/fixtures/hold-search.mjs', import.meta.url).href;
 const RUN = 'resume-test';
 const SUBNET = 'k2';
 const SEED = '5';
@@ -42,13 +43,19 @@ interface ChildRun {
   readonly generations: number[];
 }
 
-/** Runs the child search on `storeDir`; with `killAfter`, SIGKILLs it once that generation's line appears. */
+/**
+ * Runs the child search on `storeDir`; with `killAfter`, SIGKILLs it once that generation's line
+ * appears. The child then holds right after that line (e2e/fixtures/hold-search.mjs), so the
+ * kill lands before the next generation however the machine schedules the two processes.
+ */
 function runChild(storeDir: string, killAfter?: number): Promise<ChildRun> {
   return new Promise((resolve, reject) => {
+    const hold = killAfter === undefined ? [] : ['--import', HOLD_SEARCH];
+    const holdEnv = killAfter === undefined ? {} : { EMO_DIR_TEST_HOLD: `${SUBNET}:${killAfter}:${join(storeDir, `held-${killAfter}`)}` };
     // NODE_OPTIONS from the test runner already loads tsx; pass it explicitly instead, once.
-    const child = spawn(process.execPath, ['--import', 'tsx', CHILD, storeDir, RUN, SUBNET, SEED], {
+    const child = spawn(process.execPath, ['--import', 'tsx', ...hold, CHILD, storeDir, RUN, SUBNET, SEED], {
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, NODE_OPTIONS: '' },
+      env: { ...process.env, NODE_OPTIONS: '', ...holdEnv },
     });
     let stderr = '';
     const generations: number[] = [];

@@ -4,10 +4,11 @@
  * worker processes a run started, and snapshots of a directory tree (to prove that nothing was
  * written outside the store).
  */
+import assert from 'node:assert/strict';
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { createInterface } from 'node:readline';
 import { EventEmitter } from 'node:events';
@@ -17,6 +18,27 @@ export const REPO = fileURLToPath(new URL('../../', import.meta.url));
 export const BIN = join(REPO, 'bin', 'emo-dir.js');
 /** A small trained Fashion-MNIST ResNet (4k training images); absolute, so run.ts copies it into the store. */
 export const FIXTURE_MODEL = join(REPO, 'test', 'dir', 'fixtures', 'fmnist-resnet-4k');
+const HOLD_SEARCH = join(REPO, 'test', 'e2e', 'fixtures', 'hold-search.mjs');
+
+/**
+ * Safety nets, not expectations: how long a run or a wait may take before the test gives up.
+ * A tiny run takes ~30 s on an idle 2-core machine; these only end a run that hangs, so they are
+ * far above anything a loaded machine needs (a test never passes or fails by how fast it ran).
+ */
+export const RUN_TIMEOUT_MS = 15 * 60_000;
+export const HOLD_WAIT_MS = 10 * 60_000;
+
+/**
+ * The environment for a run whose search of `subnet` holds (blocks for good) right after storing
+ * the checkpoint of `generation`, once per `marker` file (fixtures/hold-search.mjs): a test then
+ * stops or kills the run mid-search with certainty. The marker holds the held worker's pid.
+ */
+export function holdSearchEnv(subnet: string, generation: number, marker: string): Record<string, string> {
+  return {
+    NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import ${pathToFileURL(HOLD_SEARCH).href}`.trim(),
+    EMO_DIR_TEST_HOLD: `${subnet}:${generation}:${marker}`,
+  };
+}
 
 type Json = Record<string, unknown>;
 
@@ -54,7 +76,7 @@ export interface CliOptions {
   readonly onSpawn?: (child: ChildProcess) => void;
   readonly cwd?: string;
   readonly env?: Readonly<Record<string, string>>;
-  /** Kill the CLI (and fail) after this long. Default 180 s. */
+  /** Kill the CLI (and fail) after this long: a hung run. Default RUN_TIMEOUT_MS. */
   readonly timeoutMs?: number;
 }
 
@@ -77,10 +99,11 @@ export function runCli(args: readonly string[], options: CliOptions = {}): Promi
       stderr += `${line}\n`;
       options.onStderrLine?.(line);
     });
+    const timeoutMs = options.timeoutMs ?? RUN_TIMEOUT_MS;
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`emo-dir ${args.join(' ')} did not finish within ${options.timeoutMs ?? 180_000} ms; stderr:\n${stderr}`));
-    }, options.timeoutMs ?? 180_000);
+      reject(new Error(`emo-dir ${args.join(' ')} hung: no end after ${timeoutMs} ms; stderr:\n${stderr}`));
+    }, timeoutMs);
     child.once('error', (error) => {
       clearTimeout(timer);
       reject(error);
@@ -92,8 +115,8 @@ export function runCli(args: readonly string[], options: CliOptions = {}): Promi
   });
 }
 
-/** Polls `check` until it returns a value other than undefined/false. */
-export async function waitFor<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs = 120_000, intervalMs = 50): Promise<T> {
+/** Polls `check` until it returns a value other than undefined/false (gives up after `timeoutMs`: a hang). */
+export async function waitFor<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs = HOLD_WAIT_MS, intervalMs = 50): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     const value = await check();
@@ -191,4 +214,29 @@ export async function runCommandInProcess(
     ...extra,
   });
   return { code, stdout, stderr };
+}
+
+/** A job as `emo-dir run --json` lists it. */
+export interface JobJson {
+  readonly label: string;
+  readonly status: string;
+  readonly attempts: readonly { attempt: number; startedAt: number; stoppedAt: number; signal: string | null; statusReason: string }[];
+}
+
+/**
+ * The job `label` of a `--json` result lost attempt 1 to a SIGKILL the runner did not send (in
+ * Batch's terms a lost host) and succeeded as attempt 2.
+ */
+export function assertKilledThenRetried(result: Json, label: string): void {
+  const job = (result.jobs as JobJson[]).find((candidate) => candidate.label === label);
+  assert.ok(job !== undefined, `no job ${label} in ${JSON.stringify(result.jobs)}`);
+  assert.equal(job.status, 'SUCCEEDED');
+  assert.deepEqual(
+    job.attempts.map((attempt) => [attempt.attempt, attempt.signal]),
+    [
+      [1, 'SIGKILL'],
+      [2, null],
+    ],
+  );
+  assert.match(job.attempts[0].statusReason, /^Host EC2/);
 }

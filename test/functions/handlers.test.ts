@@ -18,7 +18,7 @@ import { initEngine } from '../../src/engine/backend.ts';
 import { encodeGenome } from '../../src/emo/genome.ts';
 import { planSchema, type Manifest } from '../../src/dir/manifest.ts';
 import { readManifest } from '../../src/dir/plan.ts';
-import { LOCAL_ARNS, runStateMachineLocally } from '../../src/local/embedded-runner.ts';
+import { LOCAL_ARNS, LOCAL_SUBSTITUTIONS, runStateMachineLocally } from '../../src/local/embedded-runner.ts';
 import { FunctionJobRunner } from '../../src/local/job-runner.ts';
 import { parseReport } from '../../src/schema/report.ts';
 import { runStatusRecordSchema } from '../../src/schema/messages.ts';
@@ -26,6 +26,7 @@ import { ValidationError } from '../../src/schema/validate.ts';
 import { FileStore, getJson, putJson } from '../../src/store/index.ts';
 import { loadDefinition } from '../../statemachine/definition.ts';
 import { CapturingLogger } from './capture-logger.ts';
+import { sampleMetrics } from '../cloud/helpers.ts';
 
 const spec = {
   model: 'zoo:fmnist-resnet',
@@ -80,17 +81,25 @@ async function writeFront(manifest: Manifest, subnetId: string): Promise<void> {
 async function writeMetrics(runId: string, target: string): Promise<void> {
   const plan = planSchema.parse(await getJson(store, `runs/${runId}/merge/plans/${target}.json`));
   const scheme = plan.schemes[0];
-  await putJson(store, `runs/${runId}/targets/${target}/metrics.json`, {
-    target,
-    achieved: { macs: scheme.macs, params: scheme.params, flopsCut: scheme.flopsCut, paramsCut: scheme.paramsCut },
-    estimatedImpairment: scheme.estimatedImpairment,
-    measuredImpairment: scheme.estimatedImpairment + 0.01,
-    accuracy: { beforeFineTune: 0.6, afterFineTune: 0.88, original: 0.9 },
-    fineTuneEpochs: 1,
-    fineTuneSeconds: 30,
-    modelKey: `runs/${runId}/targets/${target}/model/`,
-    layers: [{ name: 'stem_conv', className: 'Conv2D', channelsBefore: 16, channelsAfter: 8 }],
-  });
+  // A complete metrics.json (its one schema, src/schema/metrics.ts) with the plan's numbers.
+  await putJson(
+    store,
+    `runs/${runId}/targets/${target}/metrics.json`,
+    sampleMetrics(runId, target, {
+      targetSpec: { name: target, kind: plan.target.kind, value: plan.target.value },
+      scheme: { rank: 1, choice: {}, estimatedImpairment: scheme.estimatedImpairment },
+      achieved: { macs: scheme.macs, params: scheme.params, flopsCut: scheme.flopsCut, paramsCut: scheme.paramsCut },
+      original: { macs: plan.original.macs, params: plan.original.params },
+      estimatedImpairment: scheme.estimatedImpairment,
+      measuredImpairment: scheme.estimatedImpairment + 0.01,
+      estimateError: 0.01,
+      accuracy: { beforeFineTune: 0.6, afterFineTune: 0.88, original: 0.9 },
+      fineTuneEpochs: 1,
+      fineTuneSeconds: 30,
+      modelKey: `runs/${runId}/targets/${target}/model/`,
+      layers: [{ name: 'stem_conv', className: 'Conv2D', channelsBefore: 16, channelsAfter: 8 }],
+    }),
+  );
 }
 
 async function rejectsEvent(promise: Promise<unknown>, source: RegExp, field: RegExp): Promise<void> {
@@ -191,7 +200,7 @@ describe('pipeline handlers, one by one', () => {
 });
 
 describe('pipeline handlers in the state machine (embedded runner)', () => {
-  const definition = loadDefinition(LOCAL_ARNS);
+  const definition = loadDefinition(LOCAL_SUBSTITUTIONS);
   const lambdas = (): Record<string, (event: unknown) => Promise<unknown>> => ({
     [LOCAL_ARNS.PlanFunctionArn]: createPlanHandler(deps()),
     [LOCAL_ARNS.MergeFunctionArn]: createMergeHandler(deps()),

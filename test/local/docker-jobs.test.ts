@@ -1,23 +1,41 @@
 // The Docker-GPU job runner (src/local/docker-jobs.ts): the `docker run` command line and the
 // container environment, checked without Docker; then a fake `docker` binary proves the runner
-// passes every value through its own environment and retries as Batch does. The one test that
-// needs a real engine is skipped, saying so, where `docker info` fails.
+// passes every value through its own environment and retries as Batch does; then a real engine
+// runs containers of the locally built base image (skipped, saying why, where there is no engine
+// or no such image; failed instead where CI requires Docker).
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import {
   DEFAULT_WORKER_IMAGE,
   DockerJobRunner,
+  ATTEMPT_LABEL,
+  JOB_LABEL,
   containerEndpoint,
   containerEnvironment,
   containerName,
-  dockerAvailable,
+  containerOutcome,
   dockerRunArgs,
   type DockerJobRunnerOptions,
 } from '../../src/local/docker-jobs.ts';
-import type { LocalJob } from '../../src/local/job-runner.ts';
+import {
+  BATCH_RETRY_POLICY,
+  CONTAINER_EXITED_REASON,
+  HOST_TERMINATED_STATUS_REASON,
+  JobCancelledError,
+  JobFailedError,
+  shouldRetry,
+  type AttemptOutcome,
+  type LocalJob,
+} from '../../src/local/job-runner.ts';
+import { BASE_IMAGE, dockerReady } from '../docker/images.ts';
 
 const job: LocalJob = {
   jobId: '3f2c0a9e-1111-4222-8333-944455556666',
@@ -40,10 +58,21 @@ function envFlags(args: readonly string[]): string[] {
 }
 
 describe('docker run command line', () => {
-  it('runs the worker image with GPUs, removed on exit, named per attempt, job command last', () => {
+  it('runs the worker image with GPUs, never pulled, removed on exit, named and labelled per attempt, job command last', () => {
     const args = dockerRunArgs(localstack, job, 2);
-    assert.deepEqual(args.slice(0, 4), ['run', '--rm', '--name', 'emo-dir-search-3f2c0a9e-1111-4222-8333-944455556666-2']);
-    assert.deepEqual(args.slice(4, 6), ['--gpus', 'all']);
+    assert.deepEqual(args.slice(0, 10), [
+      'run',
+      '--rm',
+      '--pull',
+      'never',
+      '--name',
+      'emo-dir-search-3f2c0a9e-1111-4222-8333-944455556666-2',
+      '--label',
+      'emo-dir.job=search k1',
+      '--label',
+      'emo-dir.attempt=2',
+    ]);
+    assert.deepEqual(args.slice(10, 12), ['--gpus', 'all']);
     const image = args.indexOf(DEFAULT_WORKER_IMAGE);
     assert.ok(image > 0);
     assert.deepEqual(args.slice(image + 1), job.command);
@@ -116,6 +145,30 @@ describe('docker run command line', () => {
   });
 });
 
+describe('what docker run\'s exit says about the container', () => {
+  const exited = (exitCode: number): AttemptOutcome => ({ exitCode, signal: null, reason: CONTAINER_EXITED_REASON, statusReason: CONTAINER_EXITED_REASON });
+
+  it('reads 128+N as killed by signal N: a host failure, or the cancel when the job was cancelled', () => {
+    assert.deepEqual(containerOutcome(exited(137), false), {
+      exitCode: null,
+      signal: 'SIGKILL',
+      reason: 'Container killed by SIGKILL',
+      statusReason: HOST_TERMINATED_STATUS_REASON,
+    });
+    assert.equal(containerOutcome(exited(143), true).signal, 'SIGTERM');
+    assert.equal(containerOutcome(exited(143), true).statusReason, 'Job cancelled');
+    // The Batch retry rules see what they see for a killed worker process: retried.
+    assert.equal(shouldRetry(BATCH_RETRY_POLICY, { attempt: 1, startedAt: 0, stoppedAt: 1, ...containerOutcome(exited(137), false) }), true);
+  });
+
+  it('keeps application exits and reads 125 as a container that never started (not retried)', () => {
+    for (const code of [0, 1, 2, 75, 128]) assert.deepEqual(containerOutcome(exited(code), false), exited(code));
+    const failed = containerOutcome(exited(125), false);
+    assert.match(failed.reason, /^CannotStartContainerError: docker run exited 125/);
+    assert.equal(shouldRetry(BATCH_RETRY_POLICY, { attempt: 1, startedAt: 0, stoppedAt: 1, ...failed }), false);
+  });
+});
+
 describe('DockerJobRunner with a fake docker binary', () => {
   let dir: string;
   let fakeDocker: string;
@@ -170,15 +223,90 @@ describe('DockerJobRunner with a fake docker binary', () => {
 });
 
 describe('DockerJobRunner with a Docker engine', () => {
-  it('runs a container through the runner', async (t) => {
-    const docker = await dockerAvailable();
-    if (!docker.ok) {
-      t.skip(`no Docker engine here (${docker.reason}); the docker run command line is checked above without one`);
-      return;
+  // The local base image (Debian + Node, no registry needed; scripts/docker-images.sh) stands in
+  // for the worker: the runner's contract is the container's environment and exit.
+  const base = { storeLocation: 's3://emo-dir/local', image: BASE_IMAGE, gpus: false, concurrency: 1, hostEnv: {}, log: () => undefined } as const;
+  /** A job of its own per test: its label finds its containers, and only its own, on a shared engine. */
+  const engineJob = (command: string[]): LocalJob => {
+    const id = randomUUID();
+    return { ...job, jobId: id, label: `engine-test ${id.slice(0, 8)}`, command };
+  };
+
+  it('runs a container with the Batch environment on the host network, reaching 127.0.0.1', async (t) => {
+    if (!(await dockerReady(t, ['base']))) return;
+    // A server on the host's loopback, as LocalStack or s3rver would be: reachable from the
+    // container only through --network host (the endpoint is given as `localhost`).
+    const probes: string[] = [];
+    const server = createServer((request, response) => {
+      probes.push(`${request.method} ${request.url}`);
+      response.writeHead(204).end();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    try {
+      const script = [
+        'test "$EMO_DIR_SUBNET" = k1',
+        'test "$AWS_BATCH_JOB_ATTEMPT" = 1',
+        `test "$AWS_ENDPOINT_URL" = http://127.0.0.1:${port}`,
+        'echo "in container $(cat /etc/debian_version)" >&2',
+        `node --input-type=module -e "const r = await fetch(process.env.AWS_ENDPOINT_URL + '/probe'); process.exit(r.status === 204 ? 0 : 1)"`,
+      ].join(' && ');
+      const runner = new DockerJobRunner({ ...base, endpoint: `http://localhost:${port}` });
+      const record = await runner.run(engineJob(['sh', '-c', script]));
+      assert.equal(record.status, 'SUCCEEDED', record.logTail.join('\n'));
+      assert.match(record.logTail.join('\n'), /in container 12\./);
+      assert.deepEqual(probes, ['GET /probe']);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
     }
-    // A tiny public image stands in for the worker: the runner's contract is the exit code.
-    const runner = new DockerJobRunner({ storeLocation: 's3://emo-dir/local', image: 'busybox:1.36', gpus: false, concurrency: 1 });
-    const record = await runner.run({ ...job, command: ['sh', '-c', 'test "$EMO_DIR_SUBNET" = k1 && test "$AWS_BATCH_JOB_ATTEMPT" = 1'] });
-    assert.equal(record.status, 'SUCCEEDED');
+    const missing = new DockerJobRunner({ ...base, image: 'emo-dir-no-such-image:never-built' });
+    await assert.rejects(missing.run(engineJob(['true'])), (error: unknown) => {
+      assert.ok(error instanceof JobFailedError);
+      assert.equal(error.record.attempts.length, 1, 'a missing image is not retried (and never pulled)');
+      assert.match(error.record.attempts[0].reason, /^CannotStartContainerError: docker run exited 125/);
+      return true;
+    });
+  });
+
+  it('records a container killed by SIGKILL as a host failure and retries it as attempt 2', async (t) => {
+    if (!(await dockerReady(t, ['base']))) return;
+    const runner = new DockerJobRunner(base);
+    // Attempt 1 waits to be killed (`docker kill`, as the OOM killer or a lost host would); attempt 2 succeeds.
+    const killed = engineJob(['sh', '-c', 'if [ "$AWS_BATCH_JOB_ATTEMPT" = 1 ]; then exec sleep 600; fi; exit 0']);
+    const record = runner.run(killed);
+    await waitUntilListed(killed, 1);
+    await docker(['kill', '--signal', 'KILL', containerName(killed, 1)]);
+    const done = await record;
+    assert.equal(done.status, 'SUCCEEDED');
+    assert.deepEqual(
+      done.attempts.map((attempt) => [attempt.signal, attempt.exitCode, attempt.statusReason]),
+      [
+        ['SIGKILL', null, HOST_TERMINATED_STATUS_REASON],
+        [null, 0, CONTAINER_EXITED_REASON],
+      ],
+    );
+  });
+
+  it('stop() stops a running container and cancels the job', async (t) => {
+    if (!(await dockerReady(t, ['base']))) return;
+    const runner = new DockerJobRunner({ ...base, killGraceMs: 1_000 });
+    // `sleep` as the container's PID 1 ignores SIGTERM: `docker stop` must kill it.
+    const stopped = engineJob(['sh', '-c', 'exec sleep 600']);
+    const running = runner.run(stopped);
+    await waitUntilListed(stopped, 1);
+    await runner.stop();
+    await assert.rejects(running, JobCancelledError);
+    assert.equal(await listed(stopped), '', 'the container outlived the stopped runner');
   });
 });
+
+const docker = async (args: string[]): Promise<string> => (await promisify(execFile)('docker', args)).stdout.trim();
+
+/** Names of the running containers of `job` (its label), one a line. */
+const listed = (of: LocalJob, attempt?: number): Promise<string> =>
+  docker(['ps', '--filter', `label=${JOB_LABEL}=${of.label}`, ...(attempt === undefined ? [] : ['--filter', `label=${ATTEMPT_LABEL}=${attempt}`]), '--format', '{{.Names}}']);
+
+/** Waits until the container of the attempt runs (not for a guessed time). */
+async function waitUntilListed(of: LocalJob, attempt: number): Promise<void> {
+  while ((await listed(of, attempt)) !== containerName(of, attempt)) await new Promise((resolve) => setTimeout(resolve, 100));
+}

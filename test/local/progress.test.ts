@@ -58,7 +58,7 @@ describe('progress formatting (pure)', () => {
     assert.deepEqual(update.detail, ['search 000: generation 2/8, 20 evaluations, hypervolume 0.100']);
     assert.equal(model.jobs[0].generation, 2);
     // Progress JSON on stderr is worker output, not progress.
-    assert.deepEqual(model.applyOutput(job, generation(5), 'stderr').detail, [`[search 000] ${generation(5)}`]);
+    assert.deepEqual(model.applyOutput(job, generation(5), 'stderr').output, [`[search 000] ${generation(5)}`]);
     assert.equal(model.jobs[0].generation, 2);
     const failed = model.applyJobEvent(
       { type: 'attempt-failed', job, willRetry: true, attempt: { attempt: 1, startedAt: 0, stoppedAt: 1, exitCode: null, signal: 'SIGKILL', reason: 'r', statusReason: 'Host EC2 (instance local) terminated.' } },
@@ -76,7 +76,23 @@ describe('progress formatting (pure)', () => {
 describe('ProgressDisplay', () => {
   function stream(isTTY: boolean) {
     const writes: string[] = [];
-    return { writes, stream: { isTTY, columns: 80, write: (text: string) => writes.push(text) } };
+    let written: (() => void) | undefined;
+    /** Resolves at the next write (a minute without one is a display that never redraws). */
+    const nextWrite = (): Promise<void> =>
+      new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('no write for a minute')), 60_000);
+        written = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    const write = (text: string): number => {
+      writes.push(text);
+      written?.();
+      written = undefined;
+      return writes.length;
+    };
+    return { writes, nextWrite, stream: { isTTY, columns: 80, write } };
   }
 
   it('writes plain lines off a TTY, and only important ones when quiet', () => {
@@ -98,6 +114,20 @@ describe('ProgressDisplay', () => {
     assert.equal(quiet.writes.join(''), 'search 000: failed: exit code 1\n');
   });
 
+  it('keeps worker output off a TTY (it is in the job logs) unless asked, and shows failures either way', () => {
+    for (const showWorkerOutput of [undefined, true]) {
+      const tty = stream(true);
+      const display = new ProgressDisplay({ stream: tty.stream, throttleMs: 1_000_000, ...(showWorkerOutput ? { showWorkerOutput } : {}) });
+      display.onOutput(job, 'loading model...', 'stderr');
+      display.onJobEvent({ type: 'failed', job, record: record({ status: 'FAILED', statusReason: 'exit code 1' }) });
+      const text = tty.writes.join('');
+      assert.equal(text.includes('[search 000] loading model...'), showWorkerOutput === true, text);
+      assert.ok(text.includes('search 000: failed: exit code 1'), text);
+    }
+    assert.equal(new ProgressDisplay({ stream: stream(false).stream }).showWorkerOutput, true, 'plain logs show it');
+    assert.equal(new ProgressDisplay({ stream: stream(false).stream, mode: 'quiet', showWorkerOutput: true }).showWorkerOutput, false, 'quiet never');
+  });
+
   it('redraws bars in place on a TTY, at most once per throttle interval', async () => {
     const tty = stream(true);
     let now = 0;
@@ -111,7 +141,8 @@ describe('ProgressDisplay', () => {
     display.onOutput(job, generation(2), 'stdout');
     assert.equal(tty.writes.length, 1, 'updates within the interval wait');
     now = 60;
-    await new Promise((resolve) => setTimeout(resolve, 80));
+    // The redraw waits for the rest of the interval on a real timer: wait for it, not a guess.
+    await tty.nextWrite();
     assert.equal(tty.writes.length, 2);
     // The redraw moves up over the one drawn line and shows only the latest generation.
     assert.equal(tty.writes[1], '\x1b[1F\x1b[2Ksearch 000 [#####...............] gen 2/8  20 evals  HV 0.100  0s\n\x1b[J');

@@ -71,7 +71,7 @@ function handlersFor(store: FileStore, calls: Calls): LocalHandlers {
   };
 }
 
-async function run(options: { mode?: string; workers?: number; runId?: string; extra?: Partial<RunLocalOptions> } = {}) {
+async function run(options: { mode?: string; workers?: number; runId?: string; barrier?: number; extra?: Partial<RunLocalOptions> } = {}) {
   const storeDir = await mkdtemp(join(tmpdir(), 'emo-dir-local-'));
   dirs.push(storeDir);
   const calls: Calls = { plan: [], merge: [], report: [], recordFailure: [], at: {} };
@@ -84,7 +84,7 @@ async function run(options: { mode?: string; workers?: number; runId?: string; e
     handlers: ({ store }) => handlersFor(store as FileStore, calls),
     workerCommand: [process.execPath, FAKE_WORKER],
     // NODE_OPTIONS: the test runner's `--import tsx` would cost every plain-JS worker ~0.5 s.
-    workerEnv: { FAKE_WORKER_MODE: options.mode ?? '', FAKE_WORKER_DELAY_MS: '300', NODE_OPTIONS: '' },
+    workerEnv: { FAKE_WORKER_MODE: options.mode ?? '', FAKE_WORKER_DELAY_MS: '300', FAKE_WORKER_BARRIER: String(options.barrier ?? 0), NODE_OPTIONS: '' },
     killGraceMs: 500,
     progressStream: { write: (text: string) => progress.push(text) },
     progressMode: 'plain',
@@ -98,6 +98,7 @@ interface WorkerOutput {
   attempt: number;
   startedAt: number;
   endedAt: number;
+  barrierMet: boolean | null;
   jobId: string;
   subnetEnv: string | null;
   targetEnv: string | null;
@@ -105,7 +106,8 @@ interface WorkerOutput {
 
 describe('runLocal with the real state machine definition', () => {
   it('runs Plan -> parallel searches -> Merge -> finalize per target -> Report', async () => {
-    const { result, calls, store, keys, progress } = await run();
+    // Each search waits in the fake worker until both have started: overlap by construction.
+    const { result, calls, store, keys, progress } = await run({ barrier: SUBNETS.length });
     assert.equal(result.status, 'SUCCEEDED', JSON.stringify(result.error));
     assert.equal(result.store, store.location);
     assert.deepEqual(await getJson(store, keys.spec).then((spec) => (spec as Json).runId), 'local-test');
@@ -116,7 +118,9 @@ describe('runLocal with the real state machine definition', () => {
     // The Batch environment overrides of the ASL reached the worker.
     assert.deepEqual(fronts.map((front) => front.subnetEnv), SUBNETS);
     assert.ok(fronts.every((front) => front.attempt === 1));
-    // Both searches ran at once: their time windows overlap.
+    // Both searches ran at once: each was still running when the other started (the barrier),
+    // so their time windows overlap.
+    assert.deepEqual(fronts.map((front) => front.barrierMet), [true, true], 'a search never saw the other start');
     const [a, b] = fronts;
     assert.ok(a.startedAt < b.endedAt && b.startedAt < a.endedAt, `search windows do not overlap: ${JSON.stringify(fronts)}`);
     // Plan before the searches, Merge after both, finalize after Merge, Report last.
@@ -144,8 +148,12 @@ describe('runLocal with the real state machine definition', () => {
     assert.equal(calls.recordFailure.length, 0);
 
     assert.equal(result.jobs.length, 4);
+    // Every job works 300 ms; the worker-seconds are the sum of the jobs' attempts, and the run
+    // lasted at least as long as its longest job.
     assert.ok(result.workerSeconds >= 4 * 0.3, `worker-seconds ${result.workerSeconds}`);
-    assert.ok(result.wallSeconds < result.workerSeconds + 5);
+    const attemptSeconds = result.jobs.flatMap((job) => job.attempts.map((attempt) => (attempt.stoppedAt - attempt.startedAt) / 1000));
+    assert.ok(Math.abs(result.workerSeconds - attemptSeconds.reduce((sum, seconds) => sum + seconds, 0)) < 1e-6);
+    assert.ok(result.wallSeconds >= Math.max(...attemptSeconds) - 0.002, `wall ${result.wallSeconds} s, longest job ${Math.max(...attemptSeconds)} s`);
     assert.match(progress, /search 000: generation 3\/3, 12 evaluations, hypervolume 0\.300/);
     assert.match(progress, /> Merge/);
   });
@@ -193,12 +201,14 @@ describe('runLocal with the real state machine definition', () => {
   });
 
   it('terminates the other searches of a failed Map instead of waiting for them', async () => {
-    const started = Date.now();
     const { result, calls } = await run({ mode: 'hang:000,fail:001' });
     assert.equal(result.status, 'FAILED');
-    assert.ok(Date.now() - started < 8_000, 'the hanging search was not terminated');
     const hung = result.jobs.find((job) => job.job.label === 'search 000');
     assert.equal(hung?.status, 'CANCELLED');
+    // Ended by the runner's signal (SIGTERM, or SIGKILL once it ignored that), not by waiting
+    // out its minute of sleep (which would have ended with exit code 0).
+    assert.equal(hung.attempts.length, 1);
+    assert.ok(['SIGTERM', 'SIGKILL'].includes(hung.attempts[0].signal ?? ''), `the hanging search ended with ${JSON.stringify(hung.attempts[0])}`);
     assert.equal(calls.recordFailure.length, 1);
   });
 

@@ -13,6 +13,7 @@ import { parseReport } from '../../src/schema/report.ts';
 import { runStatusRecordSchema } from '../../src/schema/messages.ts';
 import { FileStore, getJson, getText, putJson } from '../../src/store/index.ts';
 import type { RunSpecInput } from '../../src/schema/spec.ts';
+import { sampleMetrics } from '../cloud/helpers.ts';
 
 const spec: RunSpecInput = {
   model: 'zoo:fmnist-resnet',
@@ -69,22 +70,31 @@ async function finishedRun(runId: string, runSpec: RunSpecInput = spec): Promise
   for (const target of merged.targets) {
     const plan = planSchema.parse(await getJson(store, `runs/${runId}/merge/plans/${target}.json`));
     const scheme = plan.schemes[1];
-    await putJson(store, `runs/${runId}/targets/${target}/metrics.json`, {
-      target,
-      achieved: { macs: scheme.macs, params: scheme.params, flopsCut: scheme.flopsCut, paramsCut: scheme.paramsCut },
-      estimatedImpairment: scheme.estimatedImpairment,
-      measuredImpairment: scheme.estimatedImpairment * 1.1,
-      accuracy: { beforeFineTune: 0.7, afterFineTune: 0.89, original: 0.91 },
-      schemeRank: 2,
-      fineTuneEpochs: 2,
-      fineTuneSeconds: 300,
-      seconds: 400,
-      modelKey: `runs/${runId}/targets/${target}/model/`,
-      layers: [
-        { name: 'stem_conv', className: 'Conv2D', channelsBefore: 16, channelsAfter: 12 },
-        { name: 'head', className: 'Dense', channelsBefore: 10, channelsAfter: 10 },
-      ],
-    });
+    // A complete metrics.json (its one schema, src/schema/metrics.ts) with this plan's numbers.
+    await putJson(
+      store,
+      `runs/${runId}/targets/${target}/metrics.json`,
+      sampleMetrics(runId, target, {
+        targetSpec: { name: target, kind: plan.target.kind, value: plan.target.value },
+        schemeRank: 2,
+        scheme: { rank: 2, choice: {}, estimatedImpairment: scheme.estimatedImpairment },
+        achieved: { macs: scheme.macs, params: scheme.params, flopsCut: scheme.flopsCut, paramsCut: scheme.paramsCut },
+        original: { macs: plan.original.macs, params: plan.original.params },
+        estimatedImpairment: scheme.estimatedImpairment,
+        measuredImpairment: scheme.estimatedImpairment * 1.1,
+        estimateError: scheme.estimatedImpairment * 0.1,
+        accuracy: { beforeFineTune: 0.7, afterFineTune: 0.89, original: 0.91 },
+        fineTuneEpochs: 2,
+        fineTuneSeconds: 300,
+        seconds: 400,
+        backend: undefined,
+        modelKey: `runs/${runId}/targets/${target}/model/`,
+        layers: [
+          { name: 'stem_conv', className: 'Conv2D', channelsBefore: 16, channelsAfter: 12 },
+          { name: 'head', className: 'Dense', channelsBefore: 10, channelsAfter: 10 },
+        ],
+      }),
+    );
   }
   return manifest;
 }
@@ -147,6 +157,32 @@ describe('buildReport', () => {
     // Reports are re-rendered: a second write overwrites.
     await writeReport(store, 'ok', { now: new Date('2026-01-02T00:00:00Z') });
     assert.equal(parseReport(await getJson(store, written.reportKey), 'again').generatedAt, '2026-01-02T00:00:00.000Z');
+  });
+
+  test('a run from a SageMaker model package: registered versions are linked, a refused one is a problem', async () => {
+    await finishedRun('registered');
+    const [first, second] = (await buildReport(store, 'registered', { now: NOW })).targets.map((target) => target.name);
+    const arn = 'arn:aws:sagemaker:us-east-2:123456789012:model-package/pruned-models/3';
+    await putJson(store, 'runs/registered/model-packages.json', {
+      runId: 'registered',
+      sourceModelPackageArn: 'arn:aws:sagemaker:us-east-2:123456789012:model-package/resnets/2',
+      modelPackageGroupName: 'pruned-models',
+      approvalStatus: 'PendingManualApproval',
+      targets: [
+        { target: first, modelPackageArn: arn, modelDataUrl: 's3://b/runs/registered/targets/x/model.tar.gz', metricsUrl: 's3://b/m.json' },
+        { target: second, error: 'CreateModelPackage in pruned-models failed: AccessDeniedException: no' },
+      ],
+      at: NOW.toISOString(),
+    });
+    const report = await buildReport(store, 'registered', { now: NOW });
+    assert.equal(report.targets.find((target) => target.name === first)?.modelPackageArn, arn);
+    assert.equal(report.targets.find((target) => target.name === second)?.modelPackageArn, undefined);
+    assert.deepEqual(report.problems, [{ stage: 'register', subject: second, message: 'CreateModelPackage in pruned-models failed: AccessDeniedException: no' }]);
+    assert.equal(report.status, 'partial');
+    const { htmlKey } = await writeReport(store, 'registered', { now: NOW });
+    const html = await getText(store, htmlKey);
+    assert.ok(html.includes(arn), 'the ARN is in the page');
+    assert.ok(html.includes('href="https://us-east-2.console.aws.amazon.com/sagemaker/home?region=us-east-2#/model-registry/pruned-models/details"'));
   });
 
   test('a missing metrics.json: status partial, the target shows the problem, the report still renders', async () => {

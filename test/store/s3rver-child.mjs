@@ -18,6 +18,11 @@ const server = new S3rver({
   configureBuckets: [{ name: bucket, configs: [] }],
 });
 const { port } = await server.run();
+// Node closes a keep-alive connection after 5 idle seconds; a client that picks that connection
+// for its next request at the same moment gets "socket hang up" (seen under load: the client's
+// event loop runs late). Idle connections stay open for the life of a test file instead.
+server.httpServer.keepAliveTimeout = 60 * 60_000;
+server.httpServer.headersTimeout = 60 * 60_000 + 1_000;
 process.stdout.write(`${JSON.stringify({ port })}\n`);
 
 const stop = () => {
