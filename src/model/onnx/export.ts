@@ -12,6 +12,7 @@ import type { z } from 'zod';
 import { tf } from '../../engine/backend.ts';
 import { float, GraphEmitter, int, ints, text, type AttributeValue } from './emitter.ts';
 import type { OnnxOrigin } from './metadata.ts';
+import { permuteFlattenedRows } from './ops/dense.ts';
 import { padsToOnnx, samePads2D, type Pads2D } from './padding.ts';
 import { DataType, encodeModel, type ModelProtoInput, type valueInfoProtoSchema } from './proto.ts';
 
@@ -115,21 +116,6 @@ function transposeValues(values: Float32Array, dims: readonly number[], perm: re
     }
   }
   return { dims: outDims, values: out };
-}
-
-/** Rows of a [K, M] kernel from NHWC-flatten order to NCHW-flatten order (inverse of the importer's). */
-function permuteRowsToNchw(kernel: Float32Array, units: number, [channels, height, width]: readonly [number, number, number]): Float32Array {
-  const out = new Float32Array(kernel.length);
-  for (let c = 0; c < channels; c++) {
-    for (let h = 0; h < height; h++) {
-      for (let w = 0; w < width; w++) {
-        const to = (c * height * width + h * width + w) * units;
-        const from = ((h * width + w) * channels + c) * units;
-        out.set(kernel.subarray(from, from + units), to);
-      }
-    }
-  }
-  return out;
 }
 
 function pairOf(value: unknown, fallback: [number, number]): [number, number] {
@@ -401,7 +387,7 @@ export function exportOnnx(model: tf.LayersModel, options: ExportOptions = {}): 
         const kernel = weights[0];
         const [rows, units] = kernel.shape;
         let values = weightValues(kernel);
-        if (x.nchwFlat !== undefined) values = permuteRowsToNchw(values, units, x.nchwFlat);
+        if (x.nchwFlat !== undefined) values = permuteFlattenedRows(values, units, x.nchwFlat, false);
         const useBias = config.useBias === true;
         const act = config.activation as string | undefined;
         const linearName = act && act !== 'linear' ? `${outName}_linear` : outName;

@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
 import { z } from 'zod';
 import { formatPath } from '../../schema/validate.ts';
+import { ModelFileError } from '../errors.ts';
 
 /** TensorProto.DataType values the importer and exporter use. */
 export const DataType = {
@@ -140,18 +141,6 @@ function onnxModelType(): protobuf.Type {
   return modelType;
 }
 
-/** An ONNX file that cannot be decoded or does not have the structure of a model. */
-export class OnnxFormatError extends Error {
-  constructor(
-    readonly file: string,
-    readonly problem: string,
-    options?: ErrorOptions,
-  ) {
-    super(`${file}: ${problem}`, options);
-    this.name = 'OnnxFormatError';
-  }
-}
-
 /** Decodes and checks a serialized ModelProto; errors name `file` and the bad field. */
 export function decodeModel(bytes: Uint8Array, file: string): ModelProto {
   const type = onnxModelType();
@@ -159,13 +148,13 @@ export function decodeModel(bytes: Uint8Array, file: string): ModelProto {
   try {
     raw = type.toObject(type.decode(bytes), { longs: Number, enums: Number, defaults: false });
   } catch (error) {
-    throw new OnnxFormatError(file, `is not an ONNX model (protobuf decoding failed: ${(error as Error).message})`, { cause: error });
+    throw new ModelFileError(file, `is not an ONNX model (protobuf decoding failed: ${(error as Error).message})`, { cause: error });
   }
-  if (raw.graph === undefined) throw new OnnxFormatError(file, 'is not an ONNX model (it has no graph)');
+  if (raw.graph === undefined) throw new ModelFileError(file, 'is not an ONNX model (it has no graph)');
   const parsed = modelProtoSchema.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    throw new OnnxFormatError(file, `malformed ONNX model: ${formatPath(issue.path)}: ${issue.message}`);
+    throw new ModelFileError(file, `malformed ONNX model: ${formatPath(issue.path)}: ${issue.message}`);
   }
   return parsed.data;
 }

@@ -14,7 +14,7 @@ import { OnnxImportError } from '../../../src/model/onnx/context.ts';
 import { int, ints } from '../../../src/model/onnx/emitter.ts';
 import type { AttributeValue } from '../../../src/model/onnx/emitter.ts';
 import { importOnnxModel } from '../../../src/model/onnx/import.ts';
-import { AttributeType, DataType, decodeModel, encodeModel, OnnxFormatError } from '../../../src/model/onnx/proto.ts';
+import { AttributeType, DataType, decodeModel, encodeModel } from '../../../src/model/onnx/proto.ts';
 import { importOnnxFile } from '../../../src/model/onnx/read.ts';
 import { floatTensorProto, int64TensorProto } from '../../../src/model/onnx/tensor.ts';
 import type { TensorProto } from '../../../src/model/onnx/proto.ts';
@@ -158,7 +158,7 @@ test('a file that is not ONNX, and a missing external data file, are reported wi
   try {
     const junk = join(dir, 'junk.onnx');
     await writeFile(junk, new Uint8Array([0xff, 0xff, 0xff, 0x01, 0x02]));
-    await assert.rejects(importOnnxFile(junk), (error: Error) => error instanceof OnnxFormatError && error.message.startsWith(`${junk}: is not an ONNX model`));
+    await assert.rejects(importOnnxFile(junk), (error: Error) => error instanceof ModelFileError && error.message.startsWith(`${junk}: is not an ONNX model`));
     await assert.rejects(importOnnxFile(join(dir, 'absent.onnx')), (error: Error) => error instanceof ModelFileError && /absent\.onnx: file not found/.test(error.message));
     // The external-data fixture without its .data file.
     const lonely = join(dir, 'external_data.onnx');

@@ -8,14 +8,18 @@ import { tf } from '../../../engine/backend.ts';
 import { floatValues, type NodeContext } from '../context.ts';
 import type { Activation } from '../values.ts';
 
-/** Rows of a [K, M] kernel (row-major) from NCHW-flatten order to NHWC-flatten order. */
-export function permuteRowsToNhwc(kernel: Float32Array, units: number, [channels, height, width]: readonly [number, number, number]): Float32Array {
+/**
+ * Rows of a [K, M] kernel (row-major) between NCHW-flatten order (c*H*W + h*W + w) and
+ * NHWC-flatten order ((h*W + w)*C + c): the import permutes `toNhwc`, the export back.
+ */
+export function permuteFlattenedRows(kernel: Float32Array, units: number, [channels, height, width]: readonly [number, number, number], toNhwc: boolean): Float32Array {
   const out = new Float32Array(kernel.length);
   for (let c = 0; c < channels; c++) {
     for (let h = 0; h < height; h++) {
       for (let w = 0; w < width; w++) {
-        const from = (c * height * width + h * width + w) * units;
-        const to = ((h * width + w) * channels + c) * units;
+        const nchw = (c * height * width + h * width + w) * units;
+        const nhwc = ((h * width + w) * channels + c) * units;
+        const [from, to] = toNhwc ? [nchw, nhwc] : [nhwc, nchw];
         out.set(kernel.subarray(from, from + units), to);
       }
     }
@@ -33,7 +37,7 @@ function vectorInput(ctx: NodeContext): Activation {
 function dense(ctx: NodeContext, x: Activation, kernel: Float32Array, units: number, bias: Float32Array | undefined, names: readonly string[]): void {
   const rows = kernel.length / units;
   if (rows !== x.shape[0]) ctx.fail(`weight has ${rows} input features, the input has ${x.shape[0]}`);
-  const ordered = x.flattenedFrom === undefined ? kernel : permuteRowsToNhwc(kernel, units, x.flattenedFrom);
+  const ordered = x.flattenedFrom === undefined ? kernel : permuteFlattenedRows(kernel, units, x.flattenedFrom, true);
   const tensors = [tf.tensor2d(ordered, [rows, units]), ...(bias ? [tf.tensor1d(bias)] : [])];
   const out = ctx.layer((name) => tf.layers.dense({ name, units, useBias: bias !== undefined }), [x], {
     weights: { tensors, names: names.slice(0, tensors.length) },
