@@ -326,8 +326,8 @@ function safeJson(text: string): unknown {
  * A spec's model as the pipeline reads it (src/model/reference.ts lists the forms): `zoo:<name>`
  * and store prefixes stay as they are (Plan checks them); a local directory is copied by content
  * to `runs/<runId>/model/` (model-dir.ts: symlinks followed, cycles refused), and a local `.onnx`
- * file is imported and saved there, so the run reads its model from the store as in the cloud. A reference in no accepted form is refused here, with
- * the forms, before anything is written.
+ * file is imported and saved there, so the run reads its model from the store as in the cloud. A
+ * reference in no accepted form is refused here, with the forms, before anything is written.
  */
 async function resolveLocalModel(ref: string, runId: string, store: ObjectStore, baseDir: string): Promise<{ model: string; modelSource?: string }> {
   const kind = classifyModelReference(ref).kind;
