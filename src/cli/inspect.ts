@@ -21,7 +21,8 @@ import type { ResolvedModel } from '../model/io.ts';
 import { FileStore } from '../store/file-store.ts';
 
 const USAGE = `usage: emo-dir inspect <model> [--json] [--prune-residual] [--store DIR]
-  <model>           zoo:<name> | a model directory | a model key prefix in the store
+  <model>           zoo:<name> | a model directory | an ONNX file (.onnx) | a model key prefix
+                    or .onnx key in the store
   --json            print one JSON object (layers, groups, macs, params, prunableChannels)
   --prune-residual  count residual (Add-tied) groups as prunable
   --store DIR       file store root for store keys (default .emo-dir)
@@ -127,14 +128,24 @@ async function isDirectory(path: string): Promise<boolean> {
   }
 }
 
+async function isFile(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isFile();
+  } catch {
+    return false;
+  }
+}
+
 /**
  * A model reference in the forms of src/model/reference.ts, read as Plan reads a spec's model
  * (store prefixes from the file store at `storeRoot`). One convenience on top: a bare relative
- * path (`examples/fmnist-resnet/model`), which the table reads as a store key, is the directory
- * when one exists there.
+ * path (`examples/fmnist-resnet/model`, `model.onnx`), which the table reads as a store key, is
+ * the directory or ONNX file when one exists there.
  */
 async function loadRef(ref: string, storeRoot: string): Promise<ResolvedModel> {
-  if (classifyModelReference(ref).kind === 'store-prefix' && (await isDirectory(ref))) return resolveModel(await checkModelDirectory(ref));
+  const kind = classifyModelReference(ref).kind;
+  if (kind === 'store-prefix' && (await isDirectory(ref))) return resolveModel(await checkModelDirectory(ref));
+  if (kind === 'onnx-key' && (await isFile(ref))) return resolveModel(ref);
   return loadSpecModel(new FileStore(storeRoot), ref);
 }
 

@@ -8,8 +8,11 @@
  * - a local directory holding model.json (a path: absolute, or starting with `.`, `~` or
  *   `file:`; relative paths are relative to `baseDir`, the spec file's directory): its files are
  *   uploaded by content (symlinks followed) to `runs/<id>/model/` and the written spec points there;
+ * - a local ONNX file (`./model.onnx`): imported and saved as a tfjs model under
+ *   `runs/<id>/model/` (src/model/onnx/convert.ts);
  * - a key prefix in the store (`registry/resnet20/model/`), or an `s3://` URL inside the
- *   store: checked to hold model.json, then used as it is.
+ *   store: checked to hold model.json, then used as it is; or a store key ending in `.onnx`,
+ *   which every step imports.
  *
  * Submitting again with the same run id and the same spec is harmless (nothing is rewritten and
  * no second execution starts); the same run id with a different spec is refused.
@@ -20,7 +23,9 @@ import { expandSweep, isSweepSpec, sweepSpecSchema } from '../schema/sweep.ts';
 import { parseWith } from '../schema/validate.ts';
 import { runKeys } from '../store/keys.ts';
 import type { ObjectStore } from '../store/object-store.ts';
-import { classifyModelReference } from '../model/reference.ts';
+import { classifyModelReference, isOnnxRef } from '../model/reference.ts';
+import { engineInfo, initEngine } from '../engine/backend.ts';
+import { convertOnnxToStore } from '../model/onnx/convert.ts';
 import { checkModelDirectory, localPath, uploadDirectory } from '../store/model-dir.ts';
 import { timestampRunId } from './names.ts';
 import { startRunExecution, writeRunSpec } from './runs.ts';
@@ -105,7 +110,7 @@ export async function submitSweep(options: SubmitOptions): Promise<SubmitResult>
 }
 
 async function submitParsedRun(parsed: RunSpec, options: SubmitOptions): Promise<SubmittedRun> {
-  const runId = parsed.runId ?? timestampRunId(parsed.model, options.now ?? new Date());
+  const runId = parsed.runId ?? timestampRunId(parsed.model.replace(/\.onnx$/i, ''), options.now ?? new Date());
   const { model, uploaded } = await resolveModelForStore(parsed.model, runId, options);
   const spec = { ...parsed, runId, model };
   const { specKey } = await writeRunSpec(options.store, spec);
@@ -165,8 +170,20 @@ async function resolveModelForStore(
       break;
     }
     case 'store-prefix':
+    case 'onnx-key':
       key = ref;
       break;
+    case 'onnx-file': {
+      // Converted here once; every step then reads a stored tfjs model (with its ONNX origin).
+      const prefix = `${runKeys(runId).prefix}model/`;
+      if (engineInfo() === undefined) await initEngine(process.env.EMO_DIR_BACKEND ? {} : { backend: 'cpu' });
+      await convertOnnxToStore(localPath(ref, options.baseDir ?? process.cwd()), options.store, prefix);
+      return { model: prefix, uploaded: [`${prefix}weights.bin`, `${prefix}model.json`] };
+    }
+  }
+  if (isOnnxRef(key)) {
+    if (!(await options.store.exists(key))) throw new Error(`${field}: no ONNX file at ${JSON.stringify(ref)}: ${key} does not exist in ${options.store.location}`);
+    return { model: key, uploaded: [] };
   }
   const prefix = key.endsWith('/') ? key : `${key}/`;
   if (!(await options.store.exists(`${prefix}model.json`))) {

@@ -10,7 +10,8 @@
  *        per-sub-network impairments; interactions between pruned sub-networks are only seen here)
  *     -> test accuracy before fine-tune, fine-tune on the training set (cosine LR, SGD momentum,
  *        weight decay, optional distillation from the original), test accuracy after
- *     -> export the model (runs/<id>/targets/<t>/model/) and metrics.json (create-only).
+ *     -> export the model (runs/<id>/targets/<t>/model/, and model.onnx when the input was ONNX or
+ *        the spec asks for it: export-formats.ts) and metrics.json (create-only).
  *
  * The same pieces serve the baselines (baselines.ts): `summarizePruned` describes any pruned
  * model by masks, and `fineTuneAndEvaluate` is THE fine-tune/evaluate path, so every method of
@@ -64,6 +65,7 @@ import type { BoundaryFeatures } from './features.ts';
 import { MANIFEST_VERSION, planSchema } from './manifest.ts';
 import type { ManifestTarget, Plan, PlanScheme, StepLog } from './manifest.ts';
 import { assemblePrunedModel, buildSubnetworkModel, buildTailModel } from './subnetwork.ts';
+import { carryOnnxOrigin, writeOnnxExport } from './export-formats.ts';
 
 export class FinalizeError extends Error {
   constructor(message: string, options?: ErrorOptions) {
@@ -553,7 +555,9 @@ export async function finalizeTarget(input: FinalizeInput): Promise<FinalizeResu
     const tuned = await fineTuneAndEvaluate(best.model, model, trainSet, testSet, settings);
 
     // ---- export, then the commit record ----
+    carryOnnxOrigin(model, best.model);
     await saveModel(best.model, { store, prefix: keys.modelPrefix });
+    const onnxModelKey = await writeOnnxExport(store, keys.onnxModel, spec, model, best.model);
     const summary = summarizePruned(analysis, best.masks);
     const planTarget: ManifestTarget = plan.target;
     const metrics: FinalizeMetrics = {
@@ -588,6 +592,7 @@ export async function finalizeTarget(input: FinalizeInput): Promise<FinalizeResu
       seconds: (performance.now() - started) / 1000,
       ...(engineInfo()?.backend ? { backend: engineInfo()!.backend } : {}),
       modelKey: keys.modelPrefix,
+      ...(onnxModelKey === undefined ? {} : { onnxModelKey }),
       layers: [...summary.layers],
       createdAt: (input.now ?? new Date()).toISOString(),
     };

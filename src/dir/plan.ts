@@ -18,7 +18,7 @@ import { engineInfo, initEngine, type BackendName } from '../engine/backend.ts';
 import { countTotals } from '../model/cost.ts';
 import { analyzeChannels } from '../model/groups.ts';
 import { resolveModel, type ResolvedModel } from '../model/io.ts';
-import { classifyModelReference } from '../model/reference.ts';
+import { classifyModelReference, isOnnxRef } from '../model/reference.ts';
 import type { DatasetProbe } from '../data/probe.ts';
 import type { FieldIssue } from '../schema/messages.ts';
 import { budgetIssues, runSpecSchema, targetName, type RunSpec } from '../schema/spec.ts';
@@ -81,8 +81,9 @@ export async function readRunSpec(store: ObjectStore, specKey: string): Promise<
 
 /**
  * The spec's model, in one of the forms of src/model/reference.ts: `zoo:<name>`; a local
- * directory (local runs; relative to the working directory); an s3:// URL inside the store;
- * else a key prefix in the run's store (what `emo-dir submit` and the registry trigger write).
+ * directory or `.onnx` file (local runs; relative to the working directory); an s3:// URL inside
+ * the store; an `.onnx` key; else a key prefix in the run's store (what `emo-dir submit` and the
+ * registry trigger write).
  */
 export async function loadSpecModel(store: ObjectStore, ref: string, baseDir = process.cwd()): Promise<ResolvedModel> {
   const reference = classifyModelReference(ref);
@@ -102,10 +103,19 @@ export async function loadSpecModel(store: ObjectStore, ref: string, baseDir = p
     }
     case 'store-prefix':
       return loadStorePrefix(store, ref, reference.prefix);
+    case 'onnx-file':
+      return resolveModel(localPath(ref, baseDir));
+    case 'onnx-key':
+      return loadStorePrefix(store, ref, reference.key);
   }
 }
 
 async function loadStorePrefix(store: ObjectStore, ref: string, key: string): Promise<ResolvedModel> {
+  if (isOnnxRef(key)) {
+    // An ONNX file in the store (e.g. registry/<model>/model.onnx), imported by every step alike.
+    if (!(await store.exists(key))) throw new PlanError(`model '${ref}' not found: ${key} does not exist in ${store.location}`);
+    return resolveModel({ store, prefix: key });
+  }
   const prefix = key.endsWith('/') ? key : `${key}/`;
   if (!(await store.exists(`${prefix}model.json`))) {
     throw new PlanError(`model '${ref}' not found: ${prefix}model.json does not exist in ${store.location}`);

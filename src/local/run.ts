@@ -17,6 +17,8 @@ import { fileURLToPath } from 'node:url';
 import { loadDefinition } from '../../statemachine/definition.ts';
 import { timestampRunId } from '../cloud/names.ts';
 import { classifyModelReference, ModelReferenceError } from '../model/reference.ts';
+import { engineInfo, initEngine } from '../engine/backend.ts';
+import { convertOnnxToStore } from '../model/onnx/convert.ts';
 import { executionInputSchema, type FieldIssue, type RunStatusRecord } from '../schema/messages.ts';
 import { runSpecSchema, type RunSpec } from '../schema/spec.ts';
 import { isSweepSpec } from '../schema/sweep.ts';
@@ -282,7 +284,8 @@ export function specBaseDir(specPath: string | undefined): string {
 /** The spec's runId, else `<model name>-<UTC timestamp>`. */
 export function runIdOf(spec: RunSpec, baseDir: string, now: Date): string {
   // `./model` next to the spec names the run after its folder (`fmnist-resnet-...`), not `model-...`.
-  const nameSource = spec.model.startsWith('.') ? resolve(baseDir, spec.model) : spec.model;
+  // `./model.onnx` names it after its folder as well.
+  const nameSource = (spec.model.startsWith('.') ? resolve(baseDir, spec.model) : spec.model).replace(/\.onnx$/i, '');
   return spec.runId ?? timestampRunId(nameSource, now);
 }
 
@@ -322,12 +325,21 @@ function safeJson(text: string): unknown {
 /**
  * A spec's model as the pipeline reads it (src/model/reference.ts lists the forms): `zoo:<name>`
  * and store prefixes stay as they are (Plan checks them); a local directory is copied by content
- * to `runs/<runId>/model/` (model-dir.ts: symlinks followed, cycles refused), so the run reads its
- * model from the store as in the cloud. A reference in no accepted form is refused here, with
- * the forms, before anything is written.
+ * to `runs/<runId>/model/` (model-dir.ts: symlinks followed, cycles refused), and a local `.onnx`
+ * file is imported and saved there, so the run reads its model from the store as in the cloud. A
+ * reference in no accepted form is refused here, with the forms, before anything is written.
  */
 async function resolveLocalModel(ref: string, runId: string, store: ObjectStore, baseDir: string): Promise<{ model: string; modelSource?: string }> {
-  if (classifyModelReference(ref).kind !== 'directory') return { model: ref };
+  const kind = classifyModelReference(ref).kind;
+  if (kind === 'onnx-file') {
+    // Imported once here; the steps read the converted model from the store (it remembers its ONNX origin).
+    const file = localPath(ref, baseDir);
+    const prefix = `${runKeys(runId).prefix}model/`;
+    if (engineInfo() === undefined) await initEngine(process.env.EMO_DIR_BACKEND ? {} : { backend: 'cpu' });
+    await convertOnnxToStore(file, store, prefix);
+    return { model: prefix, modelSource: file };
+  }
+  if (kind !== 'directory') return { model: ref };
   const dir = await checkModelDirectory(localPath(ref, baseDir));
   const prefix = `${runKeys(runId).prefix}model/`;
   if (!(await store.exists(`${prefix}model.json`))) await uploadDirectory(store, dir, prefix);

@@ -176,3 +176,76 @@ function patchSeparableConfig(): void {
   };
 }
 patchSeparableConfig();
+
+// ---------------------------------------------------------------------------------------------
+// Appended for the ONNX import (src/model/onnx/): layers PyTorch graphs need that the classes
+// above do not express. Both are weightless and channel-preserving.
+
+export interface NegInfPadding2DArgs extends LayerArgs {
+  /** [[top, bottom], [left, right]] rows/columns added around each NHWC map. */
+  readonly padding: readonly [readonly [number, number], readonly [number, number]];
+}
+
+/**
+ * Pads H and W with -Infinity: the explicit padding of a PyTorch/ONNX MaxPool (`pads` that TF
+ * 'same' cannot express, e.g. 3x3 stride 2 pad 1 on an even size), followed by a 'valid'
+ * MaxPooling2D. Padding with zeros would be wrong wherever the input can be negative. Channel
+ * rule: that of ZeroPadding2D.
+ */
+export class NegInfPadding2D extends tf.layers.Layer {
+  static readonly className = 'NegInfPadding2D';
+  readonly padding: [[number, number], [number, number]];
+
+  constructor(args: NegInfPadding2DArgs) {
+    super(args);
+    const [[top, bottom], [left, right]] = args.padding;
+    if (![top, bottom, left, right].every((p) => Number.isInteger(p) && p >= 0)) {
+      throw new Error(`NegInfPadding2D layer '${args.name ?? ''}': padding must be non-negative integers, got ${JSON.stringify(args.padding)}`);
+    }
+    this.padding = [[top, bottom], [left, right]];
+  }
+
+  override computeOutputShape(inputShape: tf.Shape | tf.Shape[]): tf.Shape {
+    const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as tf.Shape;
+    const grow = (dim: number | null, [a, b]: [number, number]): number | null => (dim === null ? null : dim + a + b);
+    return [shape[0], grow(shape[1], this.padding[0]), grow(shape[2], this.padding[1]), shape[3]];
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[], _kwargs: Kwargs): tf.Tensor {
+    const [[top, bottom], [left, right]] = this.padding;
+    return tf.pad(single(inputs), [[0, 0], [top, bottom], [left, right], [0, 0]], -Infinity);
+  }
+
+  override getConfig(): tf.serialization.ConfigDict {
+    return { ...super.getConfig(), padding: this.padding };
+  }
+}
+
+export interface ShiftArgs extends LayerArgs {
+  readonly offset: number;
+}
+
+/** x + offset (ONNX Add/Sub of a scalar constant, e.g. `x - 0.5`). Channel rule: element-wise. */
+export class Shift extends tf.layers.Layer {
+  static readonly className = 'Shift';
+  readonly offset: number;
+
+  constructor(args: ShiftArgs) {
+    super(args);
+    if (!Number.isFinite(args.offset)) throw new Error(`Shift layer '${args.name ?? ''}': offset must be a finite number`);
+    this.offset = args.offset;
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[], _kwargs: Kwargs): tf.Tensor {
+    return tf.add(single(inputs), this.offset);
+  }
+
+  override getConfig(): tf.serialization.ConfigDict {
+    return { ...super.getConfig(), offset: this.offset };
+  }
+}
+
+for (const cls of [NegInfPadding2D, Shift]) tf.serialization.registerClass(cls);
+
+/** Class names of the layers appended for the ONNX import (the channel analysis needs a rule for each). */
+export const ONNX_IMPORT_LAYER_CLASSES: readonly string[] = ['NegInfPadding2D', 'Shift'];

@@ -32,6 +32,8 @@ import { tf } from '../engine/backend.ts';
 import './custom-layers.ts';
 import { NotFoundError, type ObjectStore } from '../store/object-store.ts';
 import { ModelFileError } from './errors.ts';
+import { importOnnxFile, importOnnxFromStore } from './onnx/read.ts';
+import { isOnnxRef } from './reference.ts';
 import { buildModel, isZooName, zooNames, type BuildOptions, type ZooName } from './zoo.ts';
 
 export const MODEL_JSON = 'model.json';
@@ -60,7 +62,8 @@ export interface SavedModel {
 
 export interface ResolvedModel {
   readonly model: tf.LayersModel;
-  readonly origin: 'zoo' | 'directory' | 'store';
+  /** 'onnx': an ONNX file (path or store key) imported into a tfjs model (src/model/onnx/). */
+  readonly origin: 'zoo' | 'directory' | 'store' | 'onnx';
   /** Human-readable origin for logs and reports: `zoo:resnet56`, a path, or `<store>/<prefix>`. */
   readonly location: string;
 }
@@ -440,14 +443,20 @@ export function parseZooRef(ref: string): ZooName | undefined {
 
 /**
  * Resolves any model reference the CLI and the pipeline accept: `zoo:<name>` builds a fresh,
- * randomly initialised zoo model (with `zooOptions`); a directory path or a store prefix loads
- * a saved model.
+ * randomly initialised zoo model (with `zooOptions`); a path or store key ending in `.onnx` is
+ * an ONNX file, imported (with its external data files beside it); a directory path or a store
+ * prefix loads a saved model.
  */
 export async function resolveModel(ref: ModelRef, zooOptions: BuildOptions = {}): Promise<ResolvedModel> {
   if (typeof ref === 'string') {
     const zooName = parseZooRef(ref);
     if (zooName !== undefined) return { model: buildModel(zooName, zooOptions), origin: 'zoo', location: ref };
+    const path = ref.startsWith('file://') ? fileURLToPath(ref) : ref;
+    if (isOnnxRef(path)) return { model: await importOnnxFile(path), origin: 'onnx', location: resolve(path) };
     return { model: await loadModel(ref), origin: 'directory', location: resolve(directoryPath(ref)) };
+  }
+  if (isOnnxRef(ref.prefix)) {
+    return { model: await importOnnxFromStore(ref.store, ref.prefix), origin: 'onnx', location: `${ref.store.location}/${ref.prefix}` };
   }
   return { model: await loadModel(ref), origin: 'store', location: `${ref.store.location}/${ref.prefix}` };
 }

@@ -62,6 +62,8 @@ export const finalizeMetricsSchema = z.strictObject({
   backend: z.string().min(1).optional(),
   /** Store key prefix of the exported model (model.json + weights.bin). */
   modelKey: z.string().min(1),
+  /** Store key of the model as ONNX (src/dir/export-formats.ts), when one was written. */
+  onnxModelKey: z.string().min(1).optional(),
   layers: z.array(z.strictObject({ name: z.string().min(1), className: z.string().min(1), channelsBefore: z.number().int().min(0), channelsAfter: z.number().int().min(0) })),
   createdAt: z.iso.datetime({ offset: true }),
 });

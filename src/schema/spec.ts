@@ -121,6 +121,17 @@ export const finalizeSpecSchema = z.object({
   distillWeight: z.number().min(0).max(1).default(0.5),
   distillTemperature: z.number().positive().default(4),
   augment: z.boolean().default(true),
+  /**
+   * Formats each target's pruned model is written in. The tfjs model (the pipeline's own format)
+   * always is; 'onnx' adds `model.onnx` (NCHW, in the input's opset and names when the input was
+   * ONNX, else opset 13). Default: 'onnx' exactly when the spec's model is an ONNX file.
+   */
+  export: z
+    .array(z.enum(['tfjs', 'onnx']))
+    .min(1)
+    .refine((formats) => formats.includes('tfjs'), 'must include "tfjs" (the pipeline\'s own format is always written)')
+    .refine((formats) => new Set(formats).size === formats.length, 'lists a format twice')
+    .optional(),
 });
 
 export const runSpecSchema = z

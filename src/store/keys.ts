@@ -11,7 +11,7 @@
  *   scratch/<runId>/subnets/<k>/features/     cached boundary features
  *   scratch/<runId>/subnets/<k>/checkpoints/gen-<g>.json
  *   runs/<runId>/merge/joint-front.json | merge/plans/<target>.json
- *   runs/<runId>/targets/<target>/model/ | targets/<target>/metrics.json
+ *   runs/<runId>/targets/<target>/model/ | targets/<target>/model.onnx | targets/<target>/metrics.json
  *   runs/<runId>/targets/<target>/model.tar.gz | model-metrics.json   (SageMaker registration)
  *   runs/<runId>/report.json | report.html
  *
@@ -128,6 +128,8 @@ export interface TargetKeys {
   readonly prefix: string;
   /** Prefix of the exported pruned model. */
   readonly modelPrefix: string;
+  /** The pruned model as ONNX (written when the input was ONNX or the spec asks for it). */
+  readonly onnxModel: string;
   readonly metrics: string;
   /** The exported model as one gzipped tar (what a SageMaker model package points at). */
   readonly modelArchive: string;
@@ -214,6 +216,7 @@ export function runKeys(runId: string): RunKeys {
         name: target,
         prefix: targetPrefix,
         modelPrefix: `${targetPrefix}model/`,
+        onnxModel: `${targetPrefix}model.onnx`,
         metrics: `${targetPrefix}metrics.json`,
         modelArchive: `${targetPrefix}model.tar.gz`,
         registryMetrics: `${targetPrefix}model-metrics.json`,

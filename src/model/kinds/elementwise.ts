@@ -11,7 +11,7 @@ export const elementwise: LayerKind = {
   classNames: [
     'Activation', 'ReLU', 'LeakyReLU', 'ELU', 'ThresholdedReLU', 'Softmax',
     'Dropout', 'AlphaDropout', 'GaussianDropout', 'GaussianNoise',
-    'HardSigmoid', 'HardSwish', 'Clip', 'Scale',
+    'HardSigmoid', 'HardSwish', 'Clip', 'Scale', 'Shift',
   ],
   role: 'passThrough',
   flow(node, inputs) {

@@ -6,7 +6,7 @@ import { onlyInput, requireChannelsLast, requireFeatureMap } from './kind.ts';
 import type { LayerKind } from './kind.ts';
 
 export const spatial: LayerKind = {
-  classNames: ['MaxPooling2D', 'AveragePooling2D', 'ZeroPadding2D', 'Cropping2D', 'UpSampling2D', 'SpatialDropout2D'],
+  classNames: ['MaxPooling2D', 'AveragePooling2D', 'ZeroPadding2D', 'NegInfPadding2D', 'Cropping2D', 'UpSampling2D', 'SpatialDropout2D'],
   role: 'passThrough',
   flow(node, inputs) {
     const input = onlyInput(node, inputs);
