@@ -109,6 +109,7 @@ export function candidateSettingsFromSpec(spec: RunSpec): CandidateSettings {
     beta: s.beta,
     bnRecalibrationBatches: s.bnRecalibrationBatches,
     seed: s.seed,
+    evalBatchSize: s.evalBatchSize,
   };
 }
 
@@ -193,6 +194,7 @@ export async function prepareSubnetworkSearch(options: PrepareSearchOptions): Pr
       const subsets = drawSearchSubsets(dataset, { searchTrain: spec.dataset.searchTrain, searchVal: spec.dataset.searchVal, seed: spec.search.seed });
       const computed = await computeBoundaryFeatures(model, division, dataset, subsets, {
         subnets: [subnet.id],
+        batchSize: spec.search.featureBatchSize,
         normalize: options.normalize,
         dtype,
         ...(options.featureStorage ? { storage: options.featureStorage } : {}),

@@ -95,6 +95,13 @@ export const searchSpecSchema = z.object({
    * disk, I/O and page cache; values rounded to 11 significant bits, README "Bounded memory").
    */
   featureDtype: z.enum(['float32', 'float16']).default('float32'),
+  /**
+   * Images per inference pass when boundary features are computed, and per pass when a candidate
+   * is scored on the search-validation subset: with the recovery batch, what sets a search
+   * worker's peak memory (lower them for large inputs on small devices).
+   */
+  featureBatchSize: z.number().int().positive().default(64),
+  evalBatchSize: z.number().int().positive().default(256),
 });
 
 export const mergeSpecSchema = z.object({
