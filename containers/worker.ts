@@ -101,12 +101,12 @@ async function execute(command: WorkerCommand): Promise<void> {
   log(`attempt ${attempt}`, { store: location, job: process.env.AWS_BATCH_JOB_ID });
   const [{ openStore }, engine] = await Promise.all([import('../src/store/index.ts'), import('../src/engine/backend.ts')]);
   const { initEngine } = engine;
-  const requireGpu = gpuRequired(process.env);
+  const needsGpu = gpuRequired(process.env);
   const store = openStore(location);
   await initEngine({ log: (message) => log(message) });
   const device = engine.deviceReport();
-  log(`device: ${device.description}${requireGpu ? ' (GPU required)' : ''}`);
-  if (requireGpu) engine.requireGpu(device);
+  log(`device: ${device.description}${needsGpu ? ' (GPU required)' : ''}`);
+  if (needsGpu) engine.requireGpu(device);
   if (command.stage === 'search') {
     const { runSearchStep } = await import('../src/dir/search-step.ts');
     const result = await runSearchStep(store, command.runId, command.subnet, { log });

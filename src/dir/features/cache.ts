@@ -406,8 +406,13 @@ export async function ensureBoundaryFeatures(
     }
   }
   const features = await compute();
-  if (features.subnet !== subnet) throw new Error(`ensureBoundaryFeatures: compute() returned features of '${features.subnet}', expected '${subnet}'`);
-  await saveBoundaryFeatures(store, runId, features, options);
+  try {
+    if (features.subnet !== subnet) throw new Error(`ensureBoundaryFeatures: compute() returned features of '${features.subnet}', expected '${subnet}'`);
+    await saveBoundaryFeatures(store, runId, features, options);
+  } catch (error) {
+    features.release();
+    throw error;
+  }
   return features;
 }
 
