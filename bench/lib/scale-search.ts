@@ -21,6 +21,7 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { Division } from '../../src/dir/divide.ts';
+import { runSpecSchema } from '../../src/schema/spec.ts';
 import type { RunSpec } from '../../src/schema/spec.ts';
 
 export const SCALE_MODEL = 'resnet50';
@@ -43,35 +44,25 @@ export interface ScaleSearchRow {
   readonly workerSeconds: number;
 }
 
-/** The tiny search budget of a scale worker. */
+/** The tiny search budget of a scale worker (every other field: the spec's defaults). */
 export function scaleSpec(searchTrain: number, searchVal: number): RunSpec {
-  return {
+  return runSpecSchema.parse({
     model: `zoo:${SCALE_MODEL}`,
     dataset: { name: 'synthetic-imagenet', searchTrain, searchVal },
     targets: [{ kind: 'flopsCut', value: 0.5 }],
-    divide: { pruneResidual: false, minKeep: 0.1, roundTo: 1 },
     search: {
       population: 4,
       generations: 1,
       maxEvaluations: 2,
-      objective: 'flops',
-      seed: 1,
       recoverySteps: 1,
       recoveryBatchSize: 8,
-      recoveryLearningRate: 0.05,
-      alpha: 1,
-      beta: 1,
-      importanceBiasedMutation: true,
       bnRecalibrationBatches: 1,
-      featureDtype: 'float32',
       // Smaller than every subset here, so every row computes and scores in full batches: the
       // peak then reflects the subset sizes, not a batch that grows with them up to its default.
       featureBatchSize: 16,
       evalBatchSize: 16,
     },
-    merge: { verifyTop: 1, resolution: 1000 },
-    finalize: { epochs: 0, batchSize: 32, learningRate: 0.01, weightDecay: 0, distillWeight: 0, distillTemperature: 4, augment: false },
-  };
+  });
 }
 
 export interface EvaluationCostSettings {

@@ -44,7 +44,7 @@ const DIGEST = /@sha256:[0-9a-f]{64}$/;
 /** ARG defaults of one stage (global ARGs are visible to FROM lines only). */
 function argDefaults(stage: number): Map<string, string> {
   const defaults = new Map<string, string>();
-  for (const { keyword, args } of parsed.filter((i) => i.stage === stage && i.keyword === 'ARG')) {
+  for (const { args } of parsed.filter((i) => i.stage === stage && i.keyword === 'ARG')) {
     const [name, value] = args.split('=', 2);
     if (value !== undefined) defaults.set(name, value);
   }
