@@ -100,6 +100,9 @@ async function captureSubset(
       // The next read runs while this batch is computed.
       pending = start + options.batchSize < indices.length ? source.readImages(batchOf(start + options.batchSize)) : undefined;
       const n = batch.length;
+      if (pixels.length !== n * perImage) {
+        throw new Error(`${source.name}: readImages returned ${pixels.length} bytes for ${n} images of ${height}x${width}x${channels}`);
+      }
       const x = new Float32Array(n * perImage);
       for (let i = 0; i < n; i++) transformImage(pixels, i * perImage, height, width, channels, IDENTITY_TRANSFORM, map, x, i * perImage);
       const values = new Map<string, Float32Array>([[inputName, x]]);
