@@ -167,7 +167,7 @@ async function main(): Promise<void> {
     const analysis = analyzeChannels(model, { pruneResidual: spec.divide.pruneResidual });
     const division = divideNetwork(model, analysis, { pruneResidual: spec.divide.pruneResidual });
     const subsets = drawSearchSubsets(trainSet, { searchTrain: options.searchTrain, searchVal: options.searchVal, seed });
-    const features = computeBoundaryFeatures(model, division, trainSet, subsets, { log });
+    const features = await computeBoundaryFeatures(model, division, trainSet, subsets, { log });
     const setups: SubnetSetup[] = division.subnetworks.map((s) => {
       const original = buildSubnetworkModel(model, division, s.id);
       const tail = s.index === division.subnetworks.length ? null : buildTailModel(model, division, s.id);

@@ -389,9 +389,8 @@ async function runGlobalEmo(ctx: Context, evaluations: number): Promise<void> {
   const started = performance.now();
   const division = wholeNetworkDivision(model, analysis);
   const subsets = drawSearchSubsets(trainSet, { searchTrain: spec.dataset.searchTrain, searchVal: spec.dataset.searchVal, seed: spec.search.seed });
-  const features = computeBoundaryFeatures(model, division, trainSet, subsets, { subnets: [division.subnetworks[0].id], log: (m) => log(`  ${m}`) }).get(
-    division.subnetworks[0].id,
-  )!;
+  const computed = await computeBoundaryFeatures(model, division, trainSet, subsets, { subnets: [division.subnetworks[0].id], log: (m) => log(`  ${m}`) });
+  const features = computed.get(division.subnetworks[0].id)!;
   const globalOptions: GlobalEmoOptions = {
     model,
     analysis,

@@ -5,8 +5,16 @@
  * opens the store named by EMO_DIR_STORE, starts the engine and calls one library function.
  *
  * Exit codes (the Batch job definitions' retry strategy depends on them, cdk/constructs/batch.ts):
- *   0 done, 2 usage error, 75 transient failure (Batch retries), other: failed.
+ *   0 done, 2 usage error, 75 transient failure (Batch retries), 78 no GPU where one is
+ *   required (not retried: another attempt on the same image and driver fails the same way),
+ *   other: failed.
  * Progress goes to stdout as JSON lines (the search task writes them); logs go to stderr.
+ *
+ * GPU CHECK. Before any work, the worker logs the engine's device, and exits with 78 and a
+ * one-line reason when a GPU is required and TensorFlow sees none (a libtensorflow that cannot
+ * load CUDA falls back to the CPU silently, and a GPU job would bill GPU hours at CPU speed).
+ * Required: EMO_DIR_REQUIRE_GPU=1 (the GPU image sets it; 0 turns the check off), else a Batch job
+ * the ECS agent gave GPUs (AWS_BATCH_JOB_ID set and NVIDIA_VISIBLE_DEVICES naming devices).
  */
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -23,6 +31,24 @@ const Command = z.discriminatedUnion('stage', [
   z.object({ stage: z.literal('finalize'), runId: name, target: name }),
 ]);
 export type WorkerCommand = z.infer<typeof Command>;
+
+/** The worker found no GPU where one is required (EX_CONFIG; the retry strategy retries only 75). */
+export const WORKER_NO_GPU_EXIT_CODE = 78;
+
+/**
+ * Whether this worker must run on a GPU. EMO_DIR_REQUIRE_GPU decides when set (1/true or
+ * 0/false); otherwise a Batch job with GPUs assigned requires one: the ECS agent sets
+ * NVIDIA_VISIBLE_DEVICES to the ids of the GPUs it gave the container (an image default such
+ * as `all` is not an assignment).
+ */
+export function gpuRequired(env: Readonly<Record<string, string | undefined>>): boolean {
+  const flag = env.EMO_DIR_REQUIRE_GPU?.trim().toLowerCase();
+  if (flag === '1' || flag === 'true') return true;
+  if (flag === '0' || flag === 'false') return false;
+  if (flag !== undefined && flag !== '') throw new UsageError(`EMO_DIR_REQUIRE_GPU: expected 1 or 0, got '${env.EMO_DIR_REQUIRE_GPU}'`);
+  const devices = env.NVIDIA_VISIBLE_DEVICES?.trim().toLowerCase();
+  return Boolean(env.AWS_BATCH_JOB_ID) && devices !== undefined && devices !== '' && !['all', 'none', 'void'].includes(devices);
+}
 
 const USAGE = `usage: worker search --run-id <runId> --subnet <id>
        worker finalize --run-id <runId> --target <name>
@@ -73,9 +99,14 @@ async function execute(command: WorkerCommand): Promise<void> {
     process.stderr.write(`worker ${command.stage} ${command.runId}: ${message}${suffix}\n`);
   };
   log(`attempt ${attempt}`, { store: location, job: process.env.AWS_BATCH_JOB_ID });
-  const [{ openStore }, { initEngine }] = await Promise.all([import('../src/store/index.ts'), import('../src/engine/backend.ts')]);
+  const [{ openStore }, engine] = await Promise.all([import('../src/store/index.ts'), import('../src/engine/backend.ts')]);
+  const { initEngine } = engine;
+  const needsGpu = gpuRequired(process.env);
   const store = openStore(location);
   await initEngine({ log: (message) => log(message) });
+  const device = engine.deviceReport();
+  log(`device: ${device.description}${needsGpu ? ' (GPU required)' : ''}`);
+  if (needsGpu) engine.requireGpu(device);
   if (command.stage === 'search') {
     const { runSearchStep } = await import('../src/dir/search-step.ts');
     const result = await runSearchStep(store, command.runId, command.subnet, { log });
@@ -111,6 +142,10 @@ async function main(argv: readonly string[]): Promise<number> {
     return 0;
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
+    if (error instanceof Error && error.name === 'NoGpuError') {
+      console.error(`worker: ${command.stage} refused: ${message} (exit ${WORKER_NO_GPU_EXIT_CODE}, not retried)`);
+      return WORKER_NO_GPU_EXIT_CODE;
+    }
     console.error(`worker: ${command.stage} failed: ${message}`);
     if (process.env.EMO_DIR_DEBUG && error instanceof Error) console.error(error.stack);
     if (error instanceof UsageError) return 2;

@@ -39,6 +39,7 @@
 import { createHash } from 'node:crypto';
 import type { tf } from '../engine/backend.ts';
 import type { ImageDataset } from '../data/dataset.ts';
+import type { ImageSource } from '../data/image-source.ts';
 import type { Normalization } from '../data/batches.ts';
 import { mixSeed } from '../data/prng.ts';
 import {
@@ -63,12 +64,12 @@ import { NotFoundError } from '../store/object-store.ts';
 import { writeOnce } from '../store/write-once.ts';
 import type { ObjectStore } from '../store/object-store.ts';
 import { createCandidateEvaluator } from './candidate.ts';
-import type { CandidateEvaluator, CandidateSettings } from './candidate.ts';
+import type { CandidateEvaluator, CandidateResult, CandidateSettings } from './candidate.ts';
 import { findSubnetwork } from './divide.ts';
 import type { Division, SubnetworkSpec } from './divide.ts';
 import { computeBoundaryFeatures, drawSearchSubsets, ensureBoundaryFeatures } from './features.ts';
+import type { BoundaryFeatures, FeatureStorage } from './features.ts';
 import { subnetworkImportance } from './search-importance.ts';
-import type { BoundaryFeatures } from './features.ts';
 import { createPruningProblem } from './search-problem.ts';
 import type { CostObjective } from './search-problem.ts';
 import { buildSubnetworkModel, buildTailModel, checkSubnetworkGroups } from './subnetwork.ts';
@@ -111,6 +112,7 @@ export function candidateSettingsFromSpec(spec: RunSpec): CandidateSettings {
     beta: s.beta,
     bnRecalibrationBatches: s.bnRecalibrationBatches,
     seed: s.seed,
+    evalBatchSize: s.evalBatchSize,
   };
 }
 
@@ -142,8 +144,10 @@ export interface PrepareSearchOptions {
   /** The original network (never modified). */
   readonly model: tf.LayersModel;
   readonly division: Division;
-  /** The training set; needed only when the features are not cached yet. */
-  readonly dataset?: ImageDataset;
+  /** The training set (read per batch); needed only when the features are not cached yet. */
+  readonly dataset?: ImageSource | ImageDataset;
+  /** Where the feature rows are kept while searching. Default: spool files in the OS temp directory. */
+  readonly featureStorage?: FeatureStorage;
   /** Channel analysis of `model` (default: computed). */
   readonly analysis?: ChannelAnalysis;
   /** Input normalisation of the network (default 'unit'). */
@@ -166,7 +170,7 @@ export interface SubnetworkSearchContext {
   readonly evaluator: CandidateEvaluator;
   readonly objective: CostObjective;
   readonly config: Nsga2Config;
-  /** Releases S_k and T_k (never the original weights). */
+  /** Releases S_k, T_k (never the original weights) and the features' storage. */
   dispose(): void;
 }
 
@@ -180,27 +184,42 @@ export async function prepareSubnetworkSearch(options: PrepareSearchOptions): Pr
   const log = options.log ?? defaultLog;
   const subnet = findSubnetwork(division, options.subnet);
   const keys = runKeys(runId).subnet(subnet.id);
+  const dtype = spec.search.featureDtype;
   const features = await ensureBoundaryFeatures(
     store,
     runId,
     subnet.id,
-    () => {
+    async () => {
       const dataset = options.dataset;
       if (!dataset) {
         throw new SearchTaskError(`sub-network ${subnet.id}: no cached boundary features under ${keys.features} (in ${store.location}) and no dataset to compute them`);
       }
       const subsets = drawSearchSubsets(dataset, { searchTrain: spec.dataset.searchTrain, searchVal: spec.dataset.searchVal, seed: spec.search.seed });
-      const computed = computeBoundaryFeatures(model, division, dataset, subsets, { subnets: [subnet.id], normalize: options.normalize, log });
+      const computed = await computeBoundaryFeatures(model, division, dataset, subsets, {
+        subnets: [subnet.id],
+        batchSize: spec.search.featureBatchSize,
+        normalize: options.normalize,
+        dtype,
+        ...(options.featureStorage ? { storage: options.featureStorage } : {}),
+        log,
+      });
       return computed.get(subnet.id)!;
     },
-    { division, log },
+    { division, dtype, ...(options.featureStorage ? { storage: options.featureStorage } : {}), log },
   );
   const fullAnalysis = options.analysis ?? analyzeChannels(model, { pruneResidual: division.pruneResidual });
   const isLast = subnet.index === division.subnetworks.length;
-  const subnetModel = buildSubnetworkModel(model, division, subnet.id);
-  // T_K would be the identity on the output: no model at all is cheaper and has no graph to walk.
-  const tail = isLast ? null : buildTailModel(model, division, subnet.id);
+  let subnetModel: tf.LayersModel | undefined;
+  let tail: tf.LayersModel | null = null;
+  const release = (): void => {
+    subnetModel?.dispose();
+    tail?.dispose();
+    features.release();
+  };
   try {
+    subnetModel = buildSubnetworkModel(model, division, subnet.id);
+    // T_K would be the identity on the output: no model at all is cheaper and has no graph to walk.
+    tail = isLast ? null : buildTailModel(model, division, subnet.id);
     const analysis = analyzeChannels(subnetModel, { pruneResidual: division.pruneResidual });
     checkSubnetworkGroups(fullAnalysis, division, subnet.id, analysis);
     const slots = genomeSlots(analysis, subnet.groupIds);
@@ -233,14 +252,10 @@ export async function prepareSubnetworkSearch(options: PrepareSearchOptions): Pr
       evaluator,
       objective: spec.search.objective,
       config: nsga2ConfigFromSpec(spec, subnet.index),
-      dispose() {
-        subnetModel.dispose();
-        tail?.dispose();
-      },
+      dispose: release,
     };
   } catch (error) {
-    subnetModel.dispose();
-    tail?.dispose();
+    release();
     throw error;
   }
 }
@@ -479,6 +494,8 @@ export interface SearchSubnetworkOptions extends PrepareSearchOptions {
   readonly clock?: () => number;
   /** Called with every generation's progress event (after it was stored). */
   readonly onProgress?: (event: GenerationEvent) => void;
+  /** Called with every candidate evaluation of this session (wall time, recovery report, cost). */
+  readonly onEvaluation?: (result: CandidateResult) => void;
   /** Where progress lines go; false: nowhere. Default: process.stdout. */
   readonly stdout?: ((line: string) => void) | false;
 }
@@ -520,6 +537,7 @@ export async function searchSubnetwork(options: SearchSubnetworkOptions): Promis
         sessionEvaluations++;
         evaluationSeconds += result.seconds;
         if (result.diverged) log(`warning: sub-network ${subnet.id}: a candidate's recovery diverged; scored as impairment ${result.impairment}`);
+        options.onEvaluation?.(result);
       },
     });
     const resume = await findResumePoint(store, runId, keys, problem, context.config, (key, reason) => {

@@ -56,6 +56,8 @@ export interface EngineInfo {
   readonly threads: number;
   /** wasm only: whether the SIMD binary is in use. */
   readonly simd?: boolean;
+  /** Packages tried and skipped on the way to this backend, with the reason. */
+  readonly skipped: readonly string[];
 }
 
 /**
@@ -172,7 +174,7 @@ async function activate(options: EngineOptions, requested: BackendName | undefin
   }
   const fallback = choice.skipped.length > 0 ? ` (${choice.skipped.join('; ')})` : '';
   log(`emo-dir engine: backend=${choice.backend} via ${choice.provider} threads=${threads || 'default'}${detail}${fallback}`);
-  return { backend: choice.backend, provider: choice.provider, threads, ...(simd === undefined ? {} : { simd }) };
+  return { backend: choice.backend, provider: choice.provider, threads, skipped: choice.skipped, ...(simd === undefined ? {} : { simd }) };
 }
 
 /** The conv kernels the wasm backend runs, for the log line (with why, if not the requested ones). */
@@ -209,6 +211,59 @@ export async function initEngine(options: EngineOptions = {}): Promise<BackendNa
 /** The active engine, or undefined before `initEngine()` resolved. */
 export function engineInfo(): EngineInfo | undefined {
   return active;
+}
+
+
+/** What the active engine computes on (DESIGN §3 "Scale": a GPU job must not run on the CPU). */
+export interface DeviceReport {
+  readonly backend: BackendName;
+  readonly provider: string;
+  /** Whether TensorFlow found a GPU device and places ops on it (always false on wasm/cpu). */
+  readonly gpu: boolean;
+  /** libtensorflow's version (tensorflow backend only). */
+  readonly tensorflowVersion?: string;
+  /** One line for logs: what runs where. */
+  readonly description: string;
+}
+
+/** What tfjs-node's backend exposes about its device (absent on the other backends). */
+interface TensorflowBackendLike {
+  readonly isUsingGpuDevice?: unknown;
+  readonly binding?: { readonly TF_Version?: unknown };
+}
+
+/**
+ * The active engine's device. tfjs-node lists TensorFlow's devices when its backend starts and
+ * uses the first GPU if there is one; a libtensorflow that cannot load CUDA, cuDNN or the driver
+ * logs a warning and runs every op on the CPU, which only this flag reveals.
+ */
+export function deviceReport(): DeviceReport {
+  const info = engineInfo();
+  if (!info) throw new Error('emo-dir engine: deviceReport() before initEngine()');
+  const backend = tf.backend() as unknown as TensorflowBackendLike;
+  const gpu = info.backend === 'tensorflow' && backend.isUsingGpuDevice === true;
+  const version = info.backend === 'tensorflow' && typeof backend.binding?.TF_Version === 'string' ? backend.binding.TF_Version : undefined;
+  const engine = `backend ${info.backend} via ${info.provider}${version ? `, libtensorflow ${version}` : ''}`;
+  const why = info.skipped.length > 0 ? `; ${info.skipped.join('; ')}` : '';
+  const description = gpu ? `GPU (${engine})` : `CPU only (${engine}${why})`;
+  return { backend: info.backend, provider: info.provider, gpu, ...(version ? { tensorflowVersion: version } : {}), description };
+}
+
+/** The engine runs without a GPU where one is required. */
+export class NoGpuError extends Error {
+  constructor(readonly report: DeviceReport) {
+    super(
+      `no GPU: TensorFlow sees no GPU device, the engine runs on the ${report.description}; ` +
+        'a GPU job on the CPU would bill GPU hours at CPU speed (a CUDA, cuDNN or driver mismatch makes TensorFlow fall back silently)',
+    );
+    this.name = 'NoGpuError';
+  }
+}
+
+/** The device report when a GPU is in use; NoGpuError (one line) otherwise. */
+export function requireGpu(report: DeviceReport = deviceReport()): DeviceReport {
+  if (!report.gpu) throw new NoGpuError(report);
+  return report;
 }
 
 export { tf };

@@ -103,6 +103,18 @@ export const searchSpecSchema = z.object({
   bnRecalibrationBatches: z.number().int().min(0).default(4),
   /** Lifts BUDGET_LIMITS (population, generations, evaluations, recovery steps, subset sizes): a large run on purpose. */
   allowLargeBudget: z.boolean().default(false),
+  /**
+   * Storage of the cached boundary features X_{k-1}/X_k: float32 (exact) or float16 (half the
+   * disk, I/O and page cache; values rounded to 11 significant bits, README "Bounded memory").
+   */
+  featureDtype: z.enum(['float32', 'float16']).default('float32'),
+  /**
+   * Images per inference pass when boundary features are computed, and per pass when a candidate
+   * is scored on the search-validation subset: with the recovery batch, what sets a search
+   * worker's peak memory (lower them for large inputs on small devices).
+   */
+  featureBatchSize: z.number().int().positive().default(64),
+  evalBatchSize: z.number().int().positive().default(256),
 });
 
 export const mergeSpecSchema = z.object({

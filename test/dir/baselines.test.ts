@@ -119,7 +119,7 @@ describe('global-emo', () => {
     const division = wholeNetworkDivision(model, analysis);
     assert.equal(division.subnetworks.length, 1);
     const subsets = drawSearchSubsets(trainSet, { searchTrain: 128, searchVal: 128, seed: 5 });
-    const features = computeBoundaryFeatures(model, division, trainSet, subsets, { batchSize: 128, log: () => undefined }).get('k1')!;
+    const features = (await computeBoundaryFeatures(model, division, trainSet, subsets, { batchSize: 128, log: () => undefined })).get('k1')!;
     const options: GlobalEmoOptions = {
       model,
       analysis,

@@ -142,7 +142,7 @@ before(async () => {
   };
   spec = runSpecSchema.parse(specInput);
   const subsets = drawSearchSubsets(trainSet, { searchTrain: 256, searchVal: 256, seed: 3 });
-  features = computeBoundaryFeatures(model, division, trainSet, subsets, { batchSize: 128, log: noLog });
+  features = await computeBoundaryFeatures(model, division, trainSet, subsets, { batchSize: 128, log: noLog });
   for (const f of features.values()) await saveBoundaryFeatures(store, RUN, f, { log: noLog });
 
   const top = Object.fromEntries(division.subnetworks.map((s) => [s.id, halfGenome(s, 'top')]));
