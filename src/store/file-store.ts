@@ -25,6 +25,7 @@ import {
   InvalidKeyError,
   NotFoundError,
   assertValidKey,
+  assertValidRange,
   compareKeys,
   type ObjectStore,
   type PutOptions,
@@ -67,6 +68,32 @@ export class FileStore implements ObjectStore {
         throw new NotFoundError(key, this.location);
       }
       throw error;
+    }
+  }
+
+  async getRange(key: string, offset: number, length: number): Promise<Uint8Array> {
+    assertValidRange(key, offset, length);
+    const path = await this.#pathFor(key);
+    let handle;
+    try {
+      handle = await open(path, 'r');
+    } catch (error) {
+      if (['ENOENT', 'ENOTDIR', 'EISDIR'].includes(errorCode(error) ?? '')) throw new NotFoundError(key, this.location);
+      throw error;
+    }
+    try {
+      const info = await handle.stat();
+      if (!info.isFile()) throw new NotFoundError(key, this.location);
+      const out = new Uint8Array(Math.max(0, Math.min(length, info.size - offset)));
+      let done = 0;
+      while (done < out.length) {
+        const { bytesRead } = await handle.read(out, done, out.length - done, offset + done);
+        if (bytesRead === 0) return out.subarray(0, done); // Truncated since the stat: report what is there.
+        done += bytesRead;
+      }
+      return out;
+    } finally {
+      await handle.close();
     }
   }
 

@@ -17,6 +17,12 @@ export interface ObjectStore {
   readonly location: string;
   /** The object's bytes; NotFoundError when missing. */
   get(key: string): Promise<Uint8Array>;
+  /**
+   * Bytes [offset, offset + length) of the object (an S3 ranged GET): fewer than `length` when the
+   * object ends sooner, none when `offset` is at or past its end; NotFoundError when missing.
+   * How large data sets are read without fetching whole objects (image shards, DESIGN §3 Scale).
+   */
+  getRange(key: string, offset: number, length: number): Promise<Uint8Array>;
   /** Atomic: readers see the old object or the new one, never a partial write. */
   put(key: string, body: Uint8Array | string, options?: PutOptions): Promise<void>;
   exists(key: string): Promise<boolean>;
@@ -24,6 +30,13 @@ export interface ObjectStore {
   list(prefix: string): Promise<string[]>;
   /** Removing a missing key is not an error. */
   delete(key: string): Promise<void>;
+}
+
+/** Throws RangeError unless offset and length are non-negative safe integers. */
+export function assertValidRange(key: string, offset: number, length: number): void {
+  if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
+    throw new RangeError(`invalid byte range of ${key}: offset ${offset}, length ${length} (non-negative integers)`);
+  }
 }
 
 export class NotFoundError extends Error {

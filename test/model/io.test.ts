@@ -31,6 +31,10 @@ class MemoryStore implements ObjectStore {
     return body.slice();
   }
 
+  async getRange(key: string, offset: number, length: number): Promise<Uint8Array> {
+    return (await this.get(key)).slice(offset, offset + length);
+  }
+
   async put(key: string, body: Uint8Array | string): Promise<void> {
     assertValidKey(key);
     this.objects.set(key, typeof body === 'string' ? new TextEncoder().encode(body) : body.slice());

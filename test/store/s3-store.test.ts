@@ -156,6 +156,18 @@ describe('S3Store against a mocked S3 client', () => {
     assert.equal(await mockedStore().exists('missing'), false);
   });
 
+  it('reads ranges with an HTTP Range header; 416 is an empty range; a 200 without Content-Range is cut', async () => {
+    mock.reset();
+    mock.on(GetObjectCommand, { Key: 'base/dir/d/partial' }).resolves({ Body: bodyOf('cdef'), ContentRange: 'bytes 2-5/10' });
+    mock.on(GetObjectCommand, { Key: 'base/dir/d/ignores-range' }).resolves({ Body: bodyOf('abcdefghij') });
+    mock.on(GetObjectCommand, { Key: 'base/dir/d/empty' }).rejects(s3Error('InvalidRange', 416));
+    const store = mockedStore();
+    assert.equal(Buffer.from(await store.getRange('d/partial', 2, 4)).toString(), 'cdef');
+    assert.equal(mock.commandCalls(GetObjectCommand)[0].args[0].input.Range, 'bytes=2-5');
+    assert.equal(Buffer.from(await store.getRange('d/ignores-range', 2, 4)).toString(), 'cdef');
+    assert.equal((await store.getRange('d/empty', 0, 10)).byteLength, 0);
+  });
+
   it('follows ListObjectsV2 continuation tokens and strips the key prefix', async () => {
     mock.reset();
     mock
