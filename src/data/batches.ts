@@ -69,6 +69,11 @@ export interface ArrayBatch {
 const ORDER_STREAM = 0x6f726472; // 'ordr'
 const AUGMENT_STREAM = 0x61756700; // 'aug'
 
+/** The generator of batch `batch`'s augmentation: one per (seed, epoch, batch), drawn in batch order. */
+export function augmentRng(seed: number, epoch: number, batch: number): Rng {
+  return createRng(seed, epoch, batch, AUGMENT_STREAM);
+}
+
 export function batchCount(examples: number, batchSize: number, dropLast = false): number {
   if (!Number.isInteger(batchSize) || batchSize <= 0) throw new Error(`batchSize must be a positive integer, got ${batchSize}`);
   return dropLast ? Math.floor(examples / batchSize) : Math.ceil(examples / batchSize);
@@ -194,11 +199,12 @@ export function transformImage(
   }
 }
 
-function validateAugment(augment: AugmentOptions, dataset: ImageDataset): void {
+/** Throws unless the crop padding fits images of this size. */
+export function validateAugment(augment: AugmentOptions, images: { readonly name: string; readonly height: number; readonly width: number }): void {
   const pad = augment.cropPadding ?? 0;
-  if (!Number.isInteger(pad) || pad < 0 || pad >= Math.min(dataset.height, dataset.width)) {
+  if (!Number.isInteger(pad) || pad < 0 || pad >= Math.min(images.height, images.width)) {
     throw new Error(
-      `augment.cropPadding must be an integer in 0..${Math.min(dataset.height, dataset.width) - 1} for ${dataset.name}, got ${pad}`,
+      `augment.cropPadding must be an integer in 0..${Math.min(images.height, images.width) - 1} for ${images.name}, got ${pad}`,
     );
   }
 }
@@ -223,7 +229,7 @@ export function* arrayBatches(dataset: ImageDataset, options: BatchOptions): Gen
     const indices = order.slice(start, start + size);
     const x = new Float32Array(size * perImage);
     const y = new Int32Array(size);
-    const rng = augment ? createRng(seed, epoch, b, AUGMENT_STREAM) : undefined;
+    const rng = augment ? augmentRng(seed, epoch, b) : undefined;
     for (let i = 0; i < size; i++) {
       const index = indices[i];
       y[i] = dataset.labels[index];

@@ -1,5 +1,6 @@
 /**
- * The training-facing iterator: arrayBatches (batches.ts) wrapped in tf tensors.
+ * The training-facing iterators: arrayBatches (batches.ts, in-memory sets) and sourceBatches
+ * (stream-batches.ts, any ImageSource, read as needed) wrapped in tf tensors.
  *
  * Ownership is explicit: every yielded batch owns two tensors and the caller must call
  * `batch.dispose()` (or use forEachBatch, which does it). The iterator never disposes a batch
@@ -8,7 +9,10 @@
 import { tf } from '../engine/backend.ts';
 import type { ImageDataset } from './dataset.ts';
 import { arrayBatches } from './batches.ts';
-import type { BatchOptions } from './batches.ts';
+import type { ArrayBatch, BatchOptions } from './batches.ts';
+import type { ImageSource } from './image-source.ts';
+import { sourceBatches } from './stream-batches.ts';
+import type { SourceBatchOptions } from './stream-batches.ts';
 
 export interface TensorBatch {
   /** [size, height, width, channels] float32. */
@@ -21,25 +25,36 @@ export interface TensorBatch {
   dispose(): void;
 }
 
+/** One array batch as tensors (the caller disposes them). */
+export function toTensorBatch(batch: ArrayBatch): TensorBatch {
+  const x = tf.tensor4d(batch.x, [...batch.shape], 'float32');
+  const y = tf.tensor1d(batch.y, 'int32');
+  let disposed = false;
+  return {
+    x,
+    y,
+    indices: batch.indices,
+    batchIndex: batch.batchIndex,
+    dispose(): void {
+      if (disposed) return;
+      disposed = true;
+      x.dispose();
+      y.dispose();
+    },
+  };
+}
+
 /** Yields tensor batches; the caller disposes each one. Call `await initEngine()` first. */
 export function* batches(dataset: ImageDataset, options: BatchOptions): Generator<TensorBatch> {
-  for (const batch of arrayBatches(dataset, options)) {
-    const x = tf.tensor4d(batch.x, [...batch.shape], 'float32');
-    const y = tf.tensor1d(batch.y, 'int32');
-    let disposed = false;
-    yield {
-      x,
-      y,
-      indices: batch.indices,
-      batchIndex: batch.batchIndex,
-      dispose(): void {
-        if (disposed) return;
-        disposed = true;
-        x.dispose();
-        y.dispose();
-      },
-    };
-  }
+  for (const batch of arrayBatches(dataset, options)) yield toTensorBatch(batch);
+}
+
+/**
+ * Tensor batches of any ImageSource, read as needed (stream-batches.ts): a batch's tensors are
+ * created when it is pulled, so the memory held is the stream's, not the data set's.
+ */
+export async function* sourceTensorBatches(source: ImageSource, options: SourceBatchOptions): AsyncGenerator<TensorBatch> {
+  for await (const batch of sourceBatches(source, options)) yield toTensorBatch(batch);
 }
 
 /**

@@ -33,7 +33,7 @@ export async function runSearchStep(
     }
     // The training split is needed only when the boundary features are not cached yet; loading
     // it is cheap next to a search (Fashion-MNIST comes from a binary cache).
-    const dataset = await loadDataset(spec.dataset.name, { split: 'train', log: (message: string) => log(message) });
+    const dataset = await loadDataset(spec.dataset.name, { split: 'train', store, log: (message: string) => log(message) });
     const analysis = analyzeChannels(model, { pruneResidual: manifest.division.pruneResidual });
     return await searchSubnetwork({
       store,

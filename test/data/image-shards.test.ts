@@ -91,7 +91,7 @@ test('image-folder tree -> shards -> dataset: labels follow sorted wnids, solid 
     await readImageShards(out, { verify: 'size' });
     await readImageShards(out, { start: 2 }); // the damaged shard is not read
     await writeFile(shard1, bytes.subarray(1));
-    await assert.rejects(readImageShards(out, { verify: 'size' }), /shard-00001\.bin: is 3839 bytes, index\.json says 3840/);
+    await assert.rejects(readImageShards(out, { verify: 'size' }), /shard-00001\.bin: truncated: ended after 3839 of 3840 bytes/);
     await assert.rejects(readImageShards(out, { start: 2, end: 4 }), /shard range 2\.\.4 is outside 0\.\.3/);
     await rm(join(out, 'index.json'));
     await assert.rejects(readImageShards(out), /index\.json: missing/);
