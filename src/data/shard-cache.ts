@@ -134,13 +134,15 @@ export class ShardCache {
 
   async #write(path: string, data: Uint8Array): Promise<boolean> {
     if (data.length > this.maxBytes) return false;
+    // Measured before the first write, so the new entry is counted once.
+    this.#bytes ??= await this.#measure();
     try {
       await writeFileAtomic(path, [data]);
     } catch (error) {
       this.#log(`shard cache ${this.dir}: not cached (${(error as Error).message})`);
       return false;
     }
-    this.#bytes = (this.#bytes ?? (await this.#measure())) + data.length;
+    this.#bytes += data.length;
     if (this.#bytes > this.maxBytes) {
       this.#evicting ??= this.#evict().finally(() => {
         this.#evicting = undefined;
