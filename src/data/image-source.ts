@@ -63,8 +63,12 @@ export function inMemorySource(dataset: ImageDataset): ImageSource {
 export interface ShardedImageSource extends ImageSource {
   /** Images per shard, in index order: image i of shard s is global index (sum of earlier counts) + i. */
   readonly shardCounts: readonly number[];
-  /** Shard `shard`'s pixels, `shardCounts[shard]` images, checked against the index. */
-  readShard(shard: number): Promise<Uint8Array>;
+  /**
+   * Shard `shard`'s pixels, `shardCounts[shard]` images, checked against the index. With `into`
+   * (at least that many bytes) they are read into it and the result is a view of it: a stream
+   * recycles a few shard buffers instead of faulting in fresh memory for every shard.
+   */
+  readShard(shard: number, into?: Uint8Array): Promise<Uint8Array>;
 }
 
 export function isShardedSource(source: ImageSource): source is ShardedImageSource {

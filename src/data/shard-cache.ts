@@ -60,13 +60,14 @@ export class ShardCache {
     return join(this.dir, 'images', sha256, String(image));
   }
 
-  /** The whole file with this sha256 when cached at exactly `bytes` bytes. */
-  async readFile(sha256: string, bytes: number): Promise<Uint8Array | undefined> {
-    return this.#read(this.#filePath(sha256), bytes);
+  /** The whole file with this sha256 when cached at exactly `bytes` bytes (into `into` when given). */
+  async readFile(sha256: string, bytes: number, into?: Uint8Array): Promise<Uint8Array | undefined> {
+    if (into === undefined) return this.#read(this.#filePath(sha256), bytes);
+    return this.readFileRange(sha256, bytes, 0, bytes, into);
   }
 
   /** Bytes [offset, offset + length) of a cached whole file, or undefined when it is not cached. */
-  async readFileRange(sha256: string, bytes: number, offset: number, length: number): Promise<Uint8Array | undefined> {
+  async readFileRange(sha256: string, bytes: number, offset: number, length: number, into?: Uint8Array): Promise<Uint8Array | undefined> {
     const path = this.#filePath(sha256);
     let handle;
     try {
@@ -76,7 +77,7 @@ export class ShardCache {
     }
     try {
       if ((await handle.stat()).size !== bytes) return undefined;
-      const out = new Uint8Array(length);
+      const out = into ? into.subarray(0, length) : new Uint8Array(length);
       let done = 0;
       while (done < length) {
         const { bytesRead } = await handle.read(out, done, length - done, offset + done);

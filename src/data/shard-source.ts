@@ -182,14 +182,16 @@ export async function openShardSource(where: string | DataFiles, options: ShardS
       return out;
     },
 
-    async readShard(shard: number): Promise<Uint8Array> {
+    async readShard(shard: number, into?: Uint8Array): Promise<Uint8Array> {
       const entry = entries[shard];
       if (!entry) throw new RangeError(`${source.name}: shard ${shard} is out of range (0..${entries.length - 1})`);
+      if (into !== undefined && into.length < entry.imageBytes) throw new RangeError(`${source.name}: shard ${shard} needs ${entry.imageBytes} bytes, the target holds ${into.length}`);
+      const target = into?.subarray(0, entry.imageBytes);
       if (cacheShards && cache) {
-        const cached = await cache.readFile(entry.imagesSha256, entry.imageBytes);
+        const cached = await cache.readFile(entry.imagesSha256, entry.imageBytes, target);
         if (cached) return cached;
       }
-      const pixels = await readShardImages(files, entry, verify);
+      const pixels = await readShardImages(files, entry, verify, target ? { into: target } : {});
       // Only a checksum-verified shard may be stored under its checksum.
       if (cacheShards && cache && verify === 'sha256') await cache.writeFile(entry.imagesSha256, pixels);
       return pixels;

@@ -84,7 +84,9 @@ export class FileStore implements ObjectStore {
     try {
       const info = await handle.stat();
       if (!info.isFile()) throw new NotFoundError(key, this.location);
-      const out = new Uint8Array(Math.max(0, Math.min(length, info.size - offset)));
+      // Not zero-filled (allocUnsafeSlow): the read below overwrites it, or the unread tail is cut off.
+      const size = Math.max(0, Math.min(length, info.size - offset));
+      const out = new Uint8Array(Buffer.allocUnsafeSlow(size).buffer, 0, size);
       let done = 0;
       while (done < out.length) {
         const { bytesRead } = await handle.read(out, done, out.length - done, offset + done);

@@ -227,9 +227,9 @@ describe('shard source: streamed epochs', () => {
     const requested: number[] = [];
     const watched: ShardedImageSource = {
       ...source,
-      readShard: (shard) => {
+      readShard: (shard, into) => {
         requested.push(shard);
-        return source.readShard(shard);
+        return source.readShard(shard, into);
       },
     };
     const plan = streamOrder({ shardCounts: source.shardCounts, shuffle: false, seed: 0, epoch: 0, shuffleBuffer: 1 });
