@@ -2,9 +2,13 @@
  * bench:scale, finalize stage: does a finalize worker's memory stay flat as its data set grows,
  * and does streaming cost training throughput?
  *
- * Synthetic shard sets (deterministic noise images at 224x224x3, the converter's format and
- * default 1000-image shards, 10 classes) of two sizes are written into a FileStore under
- * `datasets/scale-<N>/{train,val}` (val: N/4 images). Each measurement is ONE CHILD PROCESS doing
+ * Synthetic shard sets (deterministic noise images at 224x224x3 in the converter's format,
+ * 250-image shards, 10 classes) of two sizes are written into a FileStore under
+ * `datasets/scale-<N>/{train,val}` (val: N/4 images). A stream holds at most its shuffle buffer
+ * (1024 images, 154 MB here) and ~4 shards (current, 2 prefetched, one being recycled): with
+ * 250-image shards (38 MB) that bound is reached well inside 2k images, so "flat from 2k to 8k"
+ * tests the bound, not the size of the smaller set. With the converter's default 1000-image
+ * shards (150 MB) the plateau is ~750 MB of buffers and starts at ~5k images. Each measurement is ONE CHILD PROCESS doing
  * what a finalize worker does with its data (src/dir/finalize.ts): open both splits, fine-tune
  * one epoch (`fineTuneAndEvaluate`: SGD, cosine, augmentation) and evaluate before and after;
  * it reports its peak RSS (`process.resourceUsage().maxRSS`) and the fine-tune's images/s.
@@ -20,7 +24,7 @@
  * any streaming overhead shows most.
  *
  *   node --import tsx bench/lib/scale-finalize.ts [--json] [--sizes 2000,8000] [--repeats 2]
- *     [--shard-size 1000] [--batch-size 32] [--dir <data dir>] [--keep-data]
+ *     [--shard-size 250] [--batch-size 32] [--dir <data dir>] [--keep-data]
  *
  * `runScaleFinalize` is what `bench/scale.ts --stage finalize` calls.
  */
@@ -194,7 +198,7 @@ async function child(request: ChildRequest): Promise<ChildResult> {
 export async function runScaleFinalize(options: ScaleFinalizeOptions = {}): Promise<ScaleFinalizeRow[]> {
   const sizes = [...(options.sizes ?? [2000, 8000])].sort((a, b) => a - b);
   const repeats = options.repeats ?? 2;
-  const shardSize = options.shardSize ?? 1000;
+  const shardSize = options.shardSize ?? 250;
   const batchSize = options.batchSize ?? 32;
   const log = options.log ?? ((message: string) => process.stderr.write(`${message}\n`));
   for (const size of sizes) {

@@ -144,8 +144,9 @@ export function storeFiles(store: ObjectStore, prefix: string): DataFiles & Data
     },
     async readRange(name, offset, length, into) {
       try {
-        const bytes = await store.getRange(key(name), offset, length);
-        if (!into) return bytes;
+        const bytes = await store.getRange(key(name), offset, length, into);
+        // A store may return its own array even when given one (the interface allows no less).
+        if (into === undefined || bytes.buffer === into.buffer) return bytes;
         into.set(bytes);
         return into.subarray(0, bytes.length);
       } catch (error) {

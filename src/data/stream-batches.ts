@@ -86,10 +86,11 @@ class BatchAssembler {
 }
 
 /**
- * Byte buffers recycled across the shards and epochs of one source's streams. A fresh 150 MB
- * shard buffer is faulted in page by page, which costs more than reading the shard into a
- * buffer already mapped (measured on this project's dev VM: ~450 ms against ~10 ms of system
- * time per 150 MB). Buffers are handed out exclusively, so concurrent streams never share one.
+ * Byte buffers recycled across shards, epochs and streams (a training epoch's, then the test
+ * split's). A fresh 150 MB shard buffer is faulted in page by page, which costs more than
+ * reading the shard into a buffer already mapped (measured on this project's dev VM: ~450 ms
+ * against ~10 ms of system time per 150 MB); and one pool for all streams keeps a worker's peak
+ * at one stream's buffers. Buffers are handed out exclusively: concurrent streams never share one.
  */
 class BufferPool {
   readonly #free: Uint8Array[] = [];
@@ -110,13 +111,8 @@ class BufferPool {
   }
 }
 
-const pools = new WeakMap<ImageSource, BufferPool>();
-
-function poolOf(source: ImageSource, prefetch: number): BufferPool {
-  let pool = pools.get(source);
-  if (!pool) pools.set(source, (pool = new BufferPool(prefetch + 3)));
-  return pool;
-}
+/** Enough free buffers for one stream's shuffle buffer and its shards in flight at the default prefetch. */
+const pool = new BufferPool(6);
 
 /**
  * The shards of one streamed epoch: reads them in the plan's order, the `depth` shards after the
@@ -266,7 +262,6 @@ async function* streamedBatches(source: ShardedImageSource, options: SourceBatch
   const perImage = source.height * source.width * source.channels;
   const assembler = new BatchAssembler(source, { batchSize, total: plan.total, seed, epoch, augment }, pixelMap(options.normalize ?? 'unit', source.channels));
   const prefetch = options.prefetch ?? 2;
-  const pool = poolOf(source, prefetch);
   const shards = new ShardReader(source, plan.shardOrder, prefetch, pool);
   // Pixels of the buffer's slots. A resumed epoch replays its skipped part without pixels and
   // fills the slots by random access when it reaches `skip`.

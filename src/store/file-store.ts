@@ -71,8 +71,8 @@ export class FileStore implements ObjectStore {
     }
   }
 
-  async getRange(key: string, offset: number, length: number): Promise<Uint8Array> {
-    assertValidRange(key, offset, length);
+  async getRange(key: string, offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
+    assertValidRange(key, offset, length, into);
     const path = await this.#pathFor(key);
     let handle;
     try {
@@ -86,7 +86,7 @@ export class FileStore implements ObjectStore {
       if (!info.isFile()) throw new NotFoundError(key, this.location);
       // Not zero-filled (allocUnsafeSlow): the read below overwrites it, or the unread tail is cut off.
       const size = Math.max(0, Math.min(length, info.size - offset));
-      const out = new Uint8Array(Buffer.allocUnsafeSlow(size).buffer, 0, size);
+      const out = into ? into.subarray(0, size) : new Uint8Array(Buffer.allocUnsafeSlow(size).buffer, 0, size);
       let done = 0;
       while (done < out.length) {
         const { bytesRead } = await handle.read(out, done, out.length - done, offset + done);

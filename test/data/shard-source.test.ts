@@ -58,9 +58,9 @@ function countingStore(inner: ObjectStore): { store: ObjectStore; ranges: string
       gets.push(key);
       return inner.get(key);
     },
-    getRange: (key, offset, length) => {
+    getRange: (key, offset, length, into) => {
       ranges.push(`${key}@${offset}+${length}`);
-      return inner.getRange(key, offset, length);
+      return inner.getRange(key, offset, length, into);
     },
     put: (key, body, options) => inner.put(key, body, options),
     exists: (key) => inner.exists(key),

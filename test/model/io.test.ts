@@ -31,8 +31,11 @@ class MemoryStore implements ObjectStore {
     return body.slice();
   }
 
-  async getRange(key: string, offset: number, length: number): Promise<Uint8Array> {
-    return (await this.get(key)).slice(offset, offset + length);
+  async getRange(key: string, offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
+    const bytes = (await this.get(key)).slice(offset, offset + length);
+    if (!into) return bytes;
+    into.set(bytes);
+    return into.subarray(0, bytes.length);
   }
 
   async put(key: string, body: Uint8Array | string): Promise<void> {

@@ -67,6 +67,15 @@ export function runStoreSuite(
       assert.equal((await store.getRange(key, 1000, 5)).byteLength, 0, 'a range starting at the end is empty');
       assert.equal((await store.getRange(key, 5000, 5)).byteLength, 0, 'a range starting past the end is empty');
       assert.equal((await store.getRange(key, 10, 0)).byteLength, 0);
+      // Into a caller's buffer: the bytes land there and the result is a view of it.
+      const into = new Uint8Array(200).fill(0xee);
+      const landed = await store.getRange(key, 377, 150, into);
+      assert.deepEqual(landed, bytes.subarray(377, 527));
+      assert.equal(landed.buffer, into.buffer);
+      assert.deepEqual(into.subarray(0, 150), bytes.subarray(377, 527));
+      assert.equal(into[150], 0xee, 'nothing past the range is written');
+      assert.deepEqual(await store.getRange(key, 990, 100, into), bytes.subarray(990));
+      await assert.rejects(store.getRange(key, 0, 300, into), /target holds 200 bytes/);
       for (const length of [0, 10]) {
         await assert.rejects(store.getRange('datasets/d/missing.bin', 0, length), (error: unknown) => {
           assert.ok(error instanceof NotFoundError, `expected NotFoundError, got ${String(error)}`);
