@@ -16,7 +16,8 @@
  *     streamed epochs through the shuffle buffer, shards prefetched);
  *   - `in-memory`: both splits loaded whole first (`loadDataset`), what finalize did before.
  * Throughput is compared on the smaller set with the runs interleaved (stream, in-memory, stream,
- * in-memory, ...) because the machine is shared and its speed drifts.
+ * in-memory, ...; 3 pairs by default) because the machine is shared and its speed drifts; the
+ * ratio is also given per CPU-second of the worker, which other tenants disturb less.
  *
  * The model is a small 224x224 CNN (two strided convs): on this machine's one-thread WASM a
  * ResNet at 224 trains at ~10-25 img/s, which would make the 8k run take most of an hour. A fast
@@ -26,6 +27,7 @@
  *   node --import tsx bench/lib/scale-finalize.ts [--json] [--sizes 2000,8000] [--repeats 2]
  *     [--shard-size 250] [--batch-size 32] [--dir <data dir>] [--keep-data]
  *
+ * `--json` prints the rows on stdout and the summary (RSS growth, throughput ratios) on stderr.
  * `runScaleFinalize` is what `bench/scale.ts --stage finalize` calls.
  */
 import { spawn } from 'node:child_process';
@@ -81,6 +83,8 @@ interface ChildRequest {
 interface ChildResult {
   readonly peakRssBytes: number;
   readonly imagesPerSec: number;
+  /** Training images per CPU-second of the whole process during the fine-tune (threads included). */
+  readonly imagesPerCpuSec: number;
   readonly trainImages: number;
   readonly seconds: number;
   readonly accuracy: number;
@@ -172,6 +176,7 @@ async function child(request: ChildRequest): Promise<ChildResult> {
   const output = tf.layers.dense({ units: CLASSES, kernelInitializer: tf.initializers.glorotUniform({ seed: 3 }) }).apply(x) as tf.SymbolicTensor;
   const model = tf.model({ inputs: input, outputs: output, name: FINALIZE_MODEL });
   const started = performance.now();
+  const cpuBefore = process.cpuUsage();
   const tuned = await fineTuneAndEvaluate(model, model, train, test, {
     epochs: 1,
     batchSize: request.batchSize,
@@ -184,66 +189,78 @@ async function child(request: ChildRequest): Promise<ChildResult> {
     skipOriginal: true,
     log: (message) => process.stderr.write(`${message}\n`),
   });
+  const cpu = process.cpuUsage(cpuBefore);
   const trainImages = tuned.steps * request.batchSize;
   return {
     peakRssBytes: process.resourceUsage().maxRSS * 1024,
     imagesPerSec: trainImages / tuned.seconds,
+    imagesPerCpuSec: trainImages / ((cpu.user + cpu.system) / 1e6),
     trainImages,
     seconds: (performance.now() - started) / 1000,
     accuracy: tuned.afterFineTune.top1,
   };
 }
 
-/** The finalize rows of bench:scale (see the module comment). */
-export async function runScaleFinalize(options: ScaleFinalizeOptions = {}): Promise<ScaleFinalizeRow[]> {
+export interface ScaleFinalizeSummary {
+  /** Peak RSS of the largest streamed run minus that of the smallest (max over repeats each). */
+  readonly rssGrowthBytes: number;
+  /** Mean of stream/in-memory images per second over the interleaved pairs. */
+  readonly throughputRatio: number;
+  readonly pairs: readonly number[];
+  /** The same ratio in training images per CPU-second of the worker (less sensitive to a shared machine). */
+  readonly cpuThroughputRatio: number;
+}
+
+/** The finalize rows of bench:scale and their summary (see the module comment). */
+export async function runScaleFinalize(options: ScaleFinalizeOptions = {}): Promise<{ rows: ScaleFinalizeRow[]; summary: ScaleFinalizeSummary }> {
   const sizes = [...(options.sizes ?? [2000, 8000])].sort((a, b) => a - b);
-  const repeats = options.repeats ?? 2;
+  const repeats = options.repeats ?? 3;
   const shardSize = options.shardSize ?? 250;
   const batchSize = options.batchSize ?? 32;
   const log = options.log ?? ((message: string) => process.stderr.write(`${message}\n`));
+  if (!Number.isInteger(repeats) || repeats < 1) throw new Error(`scale-finalize: repeats must be a positive integer, got ${repeats}`);
   for (const size of sizes) {
     if (!Number.isInteger(size) || size < 4 * batchSize || size % 4 !== 0) throw new Error(`scale-finalize: size ${size} must be a multiple of 4 and at least ${4 * batchSize}`);
   }
   const dir = options.dir ?? join(tmpdir(), 'emo-dir-bench-scale-finalize');
   const store = new FileStore(dir);
-  const rows: ScaleFinalizeRow[] = [];
+  const runs: { row: ScaleFinalizeRow; imagesPerCpuSec: number }[] = [];
   try {
     for (const size of sizes) await ensureSyntheticSet(store, size, shardSize, log);
-    const measure = async (size: number, data: ScaleFinalizeRow['data']): Promise<ScaleFinalizeRow> => {
+    const measure = async (size: number, data: ScaleFinalizeRow['data']): Promise<void> => {
       const result = await runChild({ store: dir, datasetImages: size, data, batchSize }, log);
-      log(`scale-finalize: ${data} ${size}: peak RSS ${(result.peakRssBytes / 2 ** 20).toFixed(0)} MiB, ${result.imagesPerSec.toFixed(1)} img/s, ${result.seconds.toFixed(0)} s`);
-      return { model: FINALIZE_MODEL, stage: 'finalize', datasetImages: size, peakRssBytes: result.peakRssBytes, imagesPerSec: result.imagesPerSec, data };
+      log(
+        `scale-finalize: ${data} ${size}: peak RSS ${(result.peakRssBytes / 2 ** 20).toFixed(0)} MiB, ${result.imagesPerSec.toFixed(1)} img/s, ` +
+          `${result.imagesPerCpuSec.toFixed(1)} img/cpu-s, ${result.seconds.toFixed(0)} s`,
+      );
+      runs.push({ row: { model: FINALIZE_MODEL, stage: 'finalize', datasetImages: size, peakRssBytes: result.peakRssBytes, imagesPerSec: result.imagesPerSec, data }, imagesPerCpuSec: result.imagesPerCpuSec });
     };
     // Interleaved on the smallest size: stream, in-memory, stream, in-memory, ...
     for (let r = 0; r < repeats; r++) {
-      rows.push(await measure(sizes[0], 'stream'));
-      rows.push(await measure(sizes[0], 'in-memory'));
+      await measure(sizes[0], 'stream');
+      await measure(sizes[0], 'in-memory');
     }
     for (const size of sizes.slice(1)) {
-      rows.push(await measure(size, 'stream'));
-      rows.push(await measure(size, 'in-memory'));
+      await measure(size, 'stream');
+      await measure(size, 'in-memory');
     }
   } finally {
     if (!options.keepData) await rm(dir, { recursive: true, force: true });
   }
-  return rows;
-}
-
-/** Peak-RSS growth of the streamed runs from the smallest to the largest set, and the throughput ratio. */
-export function summarizeScaleFinalize(rows: readonly ScaleFinalizeRow[]): { rssGrowthBytes: number; throughputRatio: number; pairs: number[] } {
+  const rows = runs.map((run) => run.row);
   const stream = rows.filter((row) => row.data === 'stream');
-  const sizes = stream.map((row) => row.datasetImages);
-  const smallest = Math.min(...sizes);
-  const largest = Math.max(...sizes);
   const peak = (size: number): number => Math.max(...stream.filter((row) => row.datasetImages === size).map((row) => row.peakRssBytes));
-  // Consecutive (stream, in-memory) rows of the smallest size are the interleaved pairs.
-  const pairs: number[] = [];
-  for (let i = 0; i + 1 < rows.length; i++) {
-    const [a, b] = [rows[i], rows[i + 1]];
-    if (a.data === 'stream' && b.data === 'in-memory' && a.datasetImages === smallest && b.datasetImages === smallest) pairs.push(a.imagesPerSec / b.imagesPerSec);
-  }
-  const throughputRatio = pairs.reduce((sum, ratio) => sum + ratio, 0) / Math.max(1, pairs.length);
-  return { rssGrowthBytes: peak(largest) - peak(smallest), throughputRatio, pairs };
+  // Run 2r is the stream half of pair r, run 2r + 1 its in-memory half.
+  const pairs = Array.from({ length: repeats }, (_, r) => runs[2 * r].row.imagesPerSec / runs[2 * r + 1].row.imagesPerSec);
+  const cpuPairs = Array.from({ length: repeats }, (_, r) => runs[2 * r].imagesPerCpuSec / runs[2 * r + 1].imagesPerCpuSec);
+  const mean = (values: readonly number[]): number => values.reduce((sum, value) => sum + value, 0) / values.length;
+  const summary: ScaleFinalizeSummary = {
+    rssGrowthBytes: peak(sizes[sizes.length - 1]) - peak(sizes[0]),
+    throughputRatio: mean(pairs),
+    pairs,
+    cpuThroughputRatio: mean(cpuPairs),
+  };
+  return { rows, summary };
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -271,7 +288,7 @@ async function main(argv: string[]): Promise<void> {
     if (!Number.isInteger(parsed) || parsed <= 0) throw new Error(`--${name} must be a positive integer, got ${value}`);
     return parsed;
   };
-  const rows = await runScaleFinalize({
+  const { rows, summary } = await runScaleFinalize({
     ...(values.sizes !== undefined ? { sizes: values.sizes.split(',').map((size) => int('sizes', size) as number) } : {}),
     ...(values.repeats !== undefined ? { repeats: int('repeats', values.repeats) } : {}),
     ...(values['shard-size'] !== undefined ? { shardSize: int('shard-size', values['shard-size']) } : {}),
@@ -279,7 +296,6 @@ async function main(argv: string[]): Promise<void> {
     ...(values.dir !== undefined ? { dir: values.dir } : {}),
     keepData: values['keep-data'],
   });
-  const summary = summarizeScaleFinalize(rows);
   if (values.json) {
     for (const row of rows) process.stdout.write(`${JSON.stringify(row)}\n`);
     process.stderr.write(`${JSON.stringify({ summary })}\n`);
@@ -289,7 +305,8 @@ async function main(argv: string[]): Promise<void> {
   process.stdout.write(`${formatTable(['model', 'stage', 'data', 'datasetImages', 'peakRss MiB', 'img/s'], table)}\n`);
   process.stdout.write(
     `stream peak RSS growth ${(summary.rssGrowthBytes / 2 ** 20).toFixed(1)} MiB from the smallest to the largest set; ` +
-      `stream/in-memory throughput ${summary.throughputRatio.toFixed(3)} (pairs ${summary.pairs.map((p) => p.toFixed(3)).join(', ')})\n`,
+      `stream/in-memory throughput ${summary.throughputRatio.toFixed(3)} (interleaved pairs ${summary.pairs.map((p) => p.toFixed(3)).join(', ')}), ` +
+      `per cpu-second ${summary.cpuThroughputRatio.toFixed(3)}\n`,
   );
 }
 

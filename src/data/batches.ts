@@ -51,6 +51,12 @@ export interface BatchOptions {
   readonly indices?: ArrayLike<number>;
   /** Skip the first `startBatch` batches of the epoch (resume mid-epoch). Default 0. */
   readonly startBatch?: number;
+  /**
+   * Where a batch's floats go: a Float32Array of exactly `length` elements that the batch then
+   * owns (every element is overwritten). Default: a new array. The tensor iterators pass a pool
+   * that takes an array back when its batch is disposed (tensor-batches.ts).
+   */
+  readonly allocateFloats?: (length: number) => Float32Array;
 }
 
 export interface ArrayBatch {
@@ -227,7 +233,7 @@ export function* arrayBatches(dataset: ImageDataset, options: BatchOptions): Gen
     const start = b * batchSize;
     const size = Math.min(batchSize, order.length - start);
     const indices = order.slice(start, start + size);
-    const x = new Float32Array(size * perImage);
+    const x = options.allocateFloats ? options.allocateFloats(size * perImage) : new Float32Array(size * perImage);
     const y = new Int32Array(size);
     const rng = augment ? augmentRng(seed, epoch, b) : undefined;
     for (let i = 0; i < size; i++) {

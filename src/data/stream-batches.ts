@@ -39,7 +39,7 @@ export const DEFAULT_SHUFFLE_BUFFER = 1024;
 class BatchAssembler {
   readonly #perImage: number;
   readonly #map: PixelMap;
-  #x = new Float32Array(0);
+  #x: Float32Array = new Float32Array(0);
   #y = new Int32Array(0);
   #indices = new Int32Array(0);
   #size = 0;
@@ -49,7 +49,14 @@ class BatchAssembler {
 
   constructor(
     private readonly source: ImageSource,
-    private readonly options: { readonly batchSize: number; readonly total: number; readonly seed: number; readonly epoch: number; readonly augment: AugmentOptions | undefined },
+    private readonly options: {
+      readonly batchSize: number;
+      readonly total: number;
+      readonly seed: number;
+      readonly epoch: number;
+      readonly augment: AugmentOptions | undefined;
+      readonly allocateFloats: ((length: number) => Float32Array) | undefined;
+    },
     map: PixelMap,
   ) {
     this.#perImage = source.height * source.width * source.channels;
@@ -61,7 +68,8 @@ class BatchAssembler {
     const { batchSize, total, seed, epoch, augment } = this.options;
     this.#batch = batch;
     this.#size = Math.min(batchSize, total - batch * batchSize);
-    this.#x = new Float32Array(this.#size * this.#perImage);
+    const floats = this.#size * this.#perImage;
+    this.#x = this.options.allocateFloats ? this.options.allocateFloats(floats) : new Float32Array(floats);
     this.#y = new Int32Array(this.#size);
     this.#indices = new Int32Array(this.#size);
     this.#filled = 0;
@@ -221,7 +229,11 @@ async function* randomAccessBatches(source: ImageSource, options: SourceBatchOpt
   const augment = options.augment || undefined;
   const order = epochOrder(source.count, options);
   const total = batchCount(order.length, batchSize, dropLast);
-  const assembler = new BatchAssembler(source, { batchSize, total: order.length, seed, epoch, augment }, pixelMap(options.normalize ?? 'unit', source.channels));
+  const assembler = new BatchAssembler(
+    source,
+    { batchSize, total: order.length, seed, epoch, augment, allocateFloats: options.allocateFloats },
+    pixelMap(options.normalize ?? 'unit', source.channels),
+  );
   const perImage = source.height * source.width * source.channels;
   const pending = new Map<number, Promise<Uint8Array>>();
   const read = (b: number): void => {
@@ -260,7 +272,11 @@ async function* streamedBatches(source: ShardedImageSource, options: SourceBatch
   const emitLimit = Math.min(plan.total, batches * batchSize);
   const skip = startBatch * batchSize;
   const perImage = source.height * source.width * source.channels;
-  const assembler = new BatchAssembler(source, { batchSize, total: plan.total, seed, epoch, augment }, pixelMap(options.normalize ?? 'unit', source.channels));
+  const assembler = new BatchAssembler(
+    source,
+    { batchSize, total: plan.total, seed, epoch, augment, allocateFloats: options.allocateFloats },
+    pixelMap(options.normalize ?? 'unit', source.channels),
+  );
   const prefetch = options.prefetch ?? 2;
   const shards = new ShardReader(source, plan.shardOrder, prefetch, pool);
   // Pixels of the buffer's slots. A resumed epoch replays its skipped part without pixels and
