@@ -144,6 +144,19 @@ class PooledStatistics {
     this.#snapshot = this.targets.length > 0 ? this.#all.map((bn) => [bn.movingMean.read().clone(), bn.movingVariance.read().clone()] as const) : [];
   }
 
+  /**
+   * Adds one batch (and disposes it when `dispose`); false once `maxBatches` were seen, checked
+   * after the batch so a stream is not asked for one it would not use.
+   */
+  consume(batch: tf.Tensor | Batch, dispose: boolean, maxBatches: number): boolean {
+    try {
+      this.add(inputOf(batch));
+    } finally {
+      if (dispose) disposeInput(batch);
+    }
+    return this.batches < maxBatches;
+  }
+
   /** Per batch and layer: per-channel mean and (biased) variance, read back to the host. */
   add(x: tf.Tensor): void {
     const probe = this.#probe;
@@ -241,15 +254,7 @@ export function recalibrateBatchNorm(
   if (pooled.targets.length === 0) return { layers: [], batches: 0, examples: 0 };
   const disposeBatches = options.disposeBatches ?? true;
   try {
-    for (const batch of batches) {
-      try {
-        pooled.add(inputOf(batch));
-      } finally {
-        if (disposeBatches) disposeInput(batch);
-      }
-      // Checked after the batch, so the stream is not asked for one it would not use.
-      if (pooled.batches >= maxBatches) break;
-    }
+    for (const batch of batches) if (!pooled.consume(batch, disposeBatches, maxBatches)) break;
   } finally {
     pooled.restore();
   }
@@ -270,14 +275,7 @@ export async function recalibrateBatchNormStream(
   if (pooled.targets.length === 0) return { layers: [], batches: 0, examples: 0 };
   const disposeBatches = options.disposeBatches ?? true;
   try {
-    for await (const batch of batches) {
-      try {
-        pooled.add(inputOf(batch));
-      } finally {
-        if (disposeBatches) disposeInput(batch);
-      }
-      if (pooled.batches >= maxBatches) break;
-    }
+    for await (const batch of batches) if (!pooled.consume(batch, disposeBatches, maxBatches)) break;
   } finally {
     pooled.restore();
   }

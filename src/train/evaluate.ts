@@ -65,12 +65,27 @@ class RunningEvaluation {
   #top1Sum: tf.Scalar = tf.scalar(0);
   #top5Sum: tf.Scalar = tf.scalar(0);
   #count = 0;
+  readonly #forward: LogitsFn;
 
-  constructor(private readonly forward: LogitsFn) {}
+  constructor(
+    model: tf.LayersModel | LogitsFn,
+    private readonly disposeBatches: boolean,
+  ) {
+    this.#forward = typeof model === 'function' ? model : logitsFn(model);
+  }
 
+  /** Adds one batch to the sums (and disposes it, unless told not to). */
   add(batch: Batch): void {
+    try {
+      this.#add(batch);
+    } finally {
+      if (this.disposeBatches) disposeBatch(batch);
+    }
+  }
+
+  #add(batch: Batch): void {
     const next = tf.tidy(() => {
-      const logits = this.forward(batch.x, false);
+      const logits = this.#forward(batch.x, false);
       if (logits.rank !== 2) throw new Error(`evaluate: logits must be [batch, classes], got [${logits.shape}]`);
       const labels = labelIndices(batch.y);
       const k = Math.min(5, logits.shape[1] as number);
@@ -108,17 +123,9 @@ class RunningEvaluation {
  * an ImageDataset batched with `options.batchSize`/`normalize`/`indices`).
  */
 export function evaluate(model: tf.LayersModel | LogitsFn, data: Iterable<Batch> | ImageDataset, options: EvaluateOptions = {}): EvaluationResult {
-  const running = new RunningEvaluation(typeof model === 'function' ? model : logitsFn(model));
-  const batches = isDataset(data) ? evaluationBatches(data, options) : data;
-  const disposeBatches = options.disposeBatches ?? true;
+  const running = new RunningEvaluation(model, options.disposeBatches ?? true);
   try {
-    for (const batch of batches) {
-      try {
-        running.add(batch);
-      } finally {
-        if (disposeBatches) disposeBatch(batch);
-      }
-    }
+    for (const batch of isDataset(data) ? evaluationBatches(data, options) : data) running.add(batch);
     return running.result();
   } finally {
     running.dispose();
@@ -131,16 +138,9 @@ export async function evaluateStream(
   batches: AsyncIterable<Batch> | Iterable<Batch>,
   options: Pick<EvaluateOptions, 'disposeBatches'> = {},
 ): Promise<EvaluationResult> {
-  const running = new RunningEvaluation(typeof model === 'function' ? model : logitsFn(model));
-  const disposeBatches = options.disposeBatches ?? true;
+  const running = new RunningEvaluation(model, options.disposeBatches ?? true);
   try {
-    for await (const batch of batches) {
-      try {
-        running.add(batch);
-      } finally {
-        if (disposeBatches) disposeBatch(batch);
-      }
-    }
+    for await (const batch of batches) running.add(batch);
     return running.result();
   } finally {
     running.dispose();

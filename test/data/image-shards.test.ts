@@ -181,7 +181,7 @@ test('converter: grey and rectangular crops, written straight into a store prefi
       const grey = (await sharp(Buffer.from([r, g, b]), { raw: { width: 1, height: 1, channels: 3 } }).toColourspace('b-w').raw().toBuffer())[0];
       for (const value of ds.images.subarray(i * 240, (i + 1) * 240)) assert.ok(Math.abs(value - grey) <= 8, `image ${i}: ${value}, expected about ${grey}`);
     }
-    // The same tree in RGB at 224's default-free other sizes: 16x16 from a shorter side of 16.
+    // The same tree in RGB at another size: 16x16 from a shorter side of 16.
     const rgb = await convertImageFolder({ root, out: storeFiles(store, 'datasets/tiny-rgb/train'), resize: 16, crop: 16, shardSize: 12 });
     assert.deepEqual([rgb.channels, rgb.preprocessing?.colourspace, rgb.shards.length], [3, 'srgb', 1]);
     await assert.rejects(convertImageFolder({ root, out, resize: 24, crop: 12, channels: 1 }), /datasets\/tiny\/train\/index\.json exists/);

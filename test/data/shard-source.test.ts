@@ -19,7 +19,7 @@ import { streamOrder } from '../../src/data/stream-order.ts';
 import { FileStore } from '../../src/store/file-store.ts';
 import type { ObjectStore } from '../../src/store/object-store.ts';
 import { S3Store } from '../../src/store/s3-store.ts';
-import { startS3rver } from '../store/s3rver.ts';
+import { s3rverStoreOptions, startS3rver } from '../store/s3rver.ts';
 import type { RunningS3rver } from '../store/s3rver.ts';
 
 /** `count` distinct images (pixels from a hash of image, position), labels cycling over `classes`. */
@@ -142,14 +142,7 @@ describe('shard source: random access', () => {
     let client: S3Store['client'] | undefined;
     try {
       s3rver = await startS3rver();
-      const s3 = new S3Store({
-        bucket: s3rver.bucket,
-        endpoint: s3rver.endpoint,
-        forcePathStyle: true,
-        region: 'us-east-1',
-        credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
-        maxAttempts: 2,
-      });
+      const s3 = new S3Store(s3rverStoreOptions(s3rver));
       client = s3.client;
       const dataset = syntheticSet(30, 6, 6, 3, 3);
       await writeImageShards(storeFiles(s3, 'datasets/s3/train'), dataset, { shardSize: 7 });

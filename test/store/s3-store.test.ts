@@ -16,21 +16,13 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { AlreadyExistsError, NotFoundError } from '../../src/store/object-store.ts';
 import { DEFAULT_MAX_ATTEMPTS, S3Store } from '../../src/store/s3-store.ts';
 import { runStoreSuite } from './store-suite.ts';
-import { startS3rver, type RunningS3rver } from './s3rver.ts';
+import { s3rverStoreOptions, startS3rver, type RunningS3rver } from './s3rver.ts';
 
 let s3rver: RunningS3rver | undefined;
 let client: S3Client | undefined;
 before(async () => {
   s3rver = await startS3rver();
-  client = new S3Store({
-    bucket: s3rver.bucket,
-    endpoint: s3rver.endpoint,
-    forcePathStyle: true,
-    region: 'us-east-1',
-    // s3rver checks signatures against these fixed credentials.
-    credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
-    maxAttempts: 2,
-  }).client;
+  client = new S3Store(s3rverStoreOptions(s3rver)).client;
 });
 after(async () => {
   client?.destroy();
