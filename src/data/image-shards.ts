@@ -18,6 +18,7 @@ import { createDataset } from './dataset.ts';
 import type { ImageDataset } from './dataset.ts';
 import { assertLittleEndian, sha256Hex } from './fs-util.ts';
 import { ShardError, directoryFiles, readWhole } from './data-files.ts';
+import { sha256HexShared } from './hash-thread.ts';
 import type { ReadWholeOptions, DataFiles } from './data-files.ts';
 
 export { ShardError } from './data-files.ts';
@@ -136,7 +137,8 @@ export function shardImageBytes(index: Pick<ShardIndex, 'height' | 'width' | 'ch
 
 /**
  * Reads shard `shard`'s images whole (parallel ranged reads), checking the size and, with
- * `verify: 'sha256'`, the checksum of index.json; any mismatch throws a ShardError naming the file.
+ * `verify: 'sha256'`, the checksum of index.json (on a helper thread when read into shared
+ * memory); any mismatch throws a ShardError naming the file.
  */
 export async function readShardImages(
   files: DataFiles,
@@ -145,7 +147,7 @@ export async function readShardImages(
   options: ReadWholeOptions = {},
 ): Promise<Uint8Array> {
   const images = await readWhole(files, entry.images, entry.imageBytes, options);
-  if (verify === 'sha256' && sha256Hex(images) !== entry.imagesSha256) {
+  if (verify === 'sha256' && (await sha256HexShared(images)) !== entry.imagesSha256) {
     throw new ShardError(files.path(entry.images), 'sha256 does not match index.json (corrupt or replaced)');
   }
   return images;

@@ -18,7 +18,7 @@ import { augmentRng, batchCount, drawTransform, epochOrder, IDENTITY_TRANSFORM, 
 import type { ArrayBatch, AugmentOptions, BatchOptions, PixelMap } from './batches.ts';
 import { isShardedSource } from './image-source.ts';
 import type { ImageSource, ShardedImageSource } from './image-source.ts';
-import { uninitialized } from './data-files.ts';
+import { sharedBytes } from './hash-thread.ts';
 import type { Rng } from './prng.ts';
 import { StreamPlan } from './stream-order.ts';
 
@@ -111,7 +111,8 @@ class BufferPool {
     this.#free.forEach((buffer, i) => {
       if (buffer.length >= bytes && (best < 0 || buffer.length < this.#free[best].length)) best = i;
     });
-    return best >= 0 ? this.#free.splice(best, 1)[0] : uninitialized(bytes);
+    // Shared memory, so the helper thread can check a shard's sha256 in place (hash-thread.ts).
+    return best >= 0 ? this.#free.splice(best, 1)[0] : sharedBytes(bytes);
   }
 
   release(buffer: Uint8Array): void {
