@@ -12,8 +12,8 @@
  * After the rows, a least-squares line per sub-network gives the peak's growth per added search
  * image (train + val) and projects it to the spec defaults (2048 + 1024).
  *
- * `finalize` stage: a finalize worker's peak RSS against the data set size; its rows come from
- * bench/lib/scale-finalize.ts, which plugs into `stageRunners` below.
+ * `finalize` stage: a finalize worker's peak RSS and fine-tune throughput against the data set size
+ * (2k and 8k synthetic 224x224 images, streamed against loaded whole): bench/lib/scale-finalize.ts.
  *
  * `--json` prints one JSON object per row on stdout (DESIGN §7: {model, subnet, searchTrain,
  * peakRssBytes, secondsPerEvaluation} plus extra fields; projections carry "projected": true);
@@ -24,6 +24,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { formatTable } from './lib/table.ts';
+import { reportScaleFinalize, runScaleFinalize } from './lib/scale-finalize.ts';
 import { SCALE_MODEL, searchScaleRows } from './lib/scale-search.ts';
 import type { ScaleSearchRow } from './lib/scale-search.ts';
 import { writeSyntheticShards } from './lib/synthetic-shards.ts';
@@ -159,13 +160,14 @@ async function runSearchStage(options: Options, workDir: string): Promise<void> 
   }
 }
 
-/**
- * Stage runners. `finalize` plugs in from bench/lib/scale-finalize.ts (rows {model, stage:
- * 'finalize', datasetImages, peakRssBytes, imagesPerSec}); until then it reports that it is absent.
- */
-const stageRunners: Record<Exclude<Stage, 'all'>, StageRunner | undefined> = {
+async function runFinalizeStage(options: Options, workDir: string): Promise<void> {
+  const { rows, summary } = await runScaleFinalize({ dir: join(workDir, 'finalize'), log });
+  reportScaleFinalize(rows, summary, options.json);
+}
+
+const stageRunners: Record<Exclude<Stage, 'all'>, StageRunner> = {
   search: runSearchStage,
-  finalize: undefined,
+  finalize: runFinalizeStage,
 };
 
 async function main(): Promise<void> {
@@ -175,9 +177,7 @@ async function main(): Promise<void> {
   const started = performance.now();
   try {
     for (const stage of stages) {
-      const runner = stageRunners[stage];
-      if (!runner) throw new Error(`bench:scale: the '${stage}' stage is not available in this tree (bench/lib/scale-finalize.ts plugs it in)`);
-      await runner(options, workDir);
+      await stageRunners[stage](options, workDir);
     }
   } finally {
     if (options.keep) log(`bench:scale: kept ${workDir}`);

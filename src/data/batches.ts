@@ -51,6 +51,12 @@ export interface BatchOptions {
   readonly indices?: ArrayLike<number>;
   /** Skip the first `startBatch` batches of the epoch (resume mid-epoch). Default 0. */
   readonly startBatch?: number;
+  /**
+   * Where a batch's floats go: a Float32Array of exactly `length` elements that the batch then
+   * owns (every element is overwritten). Default: a new array. The tensor iterators pass a pool
+   * that takes an array back when its batch is disposed (tensor-batches.ts).
+   */
+  readonly allocateFloats?: (length: number) => Float32Array;
 }
 
 export interface ArrayBatch {
@@ -68,6 +74,11 @@ export interface ArrayBatch {
 // or off never changes the epoch order.
 const ORDER_STREAM = 0x6f726472; // 'ordr'
 const AUGMENT_STREAM = 0x61756700; // 'aug'
+
+/** The generator of batch `batch`'s augmentation: one per (seed, epoch, batch), drawn in batch order. */
+export function augmentRng(seed: number, epoch: number, batch: number): Rng {
+  return createRng(seed, epoch, batch, AUGMENT_STREAM);
+}
 
 export function batchCount(examples: number, batchSize: number, dropLast = false): number {
   if (!Number.isInteger(batchSize) || batchSize <= 0) throw new Error(`batchSize must be a positive integer, got ${batchSize}`);
@@ -194,11 +205,12 @@ export function transformImage(
   }
 }
 
-function validateAugment(augment: AugmentOptions, dataset: ImageDataset): void {
+/** Throws unless the crop padding fits images of this size. */
+export function validateAugment(augment: AugmentOptions, images: { readonly name: string; readonly height: number; readonly width: number }): void {
   const pad = augment.cropPadding ?? 0;
-  if (!Number.isInteger(pad) || pad < 0 || pad >= Math.min(dataset.height, dataset.width)) {
+  if (!Number.isInteger(pad) || pad < 0 || pad >= Math.min(images.height, images.width)) {
     throw new Error(
-      `augment.cropPadding must be an integer in 0..${Math.min(dataset.height, dataset.width) - 1} for ${dataset.name}, got ${pad}`,
+      `augment.cropPadding must be an integer in 0..${Math.min(images.height, images.width) - 1} for ${images.name}, got ${pad}`,
     );
   }
 }
@@ -221,9 +233,9 @@ export function* arrayBatches(dataset: ImageDataset, options: BatchOptions): Gen
     const start = b * batchSize;
     const size = Math.min(batchSize, order.length - start);
     const indices = order.slice(start, start + size);
-    const x = new Float32Array(size * perImage);
+    const x = options.allocateFloats ? options.allocateFloats(size * perImage) : new Float32Array(size * perImage);
     const y = new Int32Array(size);
-    const rng = augment ? createRng(seed, epoch, b, AUGMENT_STREAM) : undefined;
+    const rng = augment ? augmentRng(seed, epoch, b) : undefined;
     for (let i = 0; i < size; i++) {
       const index = indices[i];
       y[i] = dataset.labels[index];

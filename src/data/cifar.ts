@@ -9,19 +9,20 @@
  *
  * The 3072 pixel bytes are channel-major planes (1024 R, then 1024 G, then 1024 B, each
  * row-major 32x32); they are converted to the NHWC layout of ImageDataset here, once.
- * `dir` may be the batches directory itself or its parent (the extracted archive root).
+ * `dir` may be the batches directory itself or its parent (the extracted archive root), on local
+ * disk or under a store prefix (data-files.ts: `cifar10:datasets/cifar10` in a run's store).
  */
-import { readFile, stat } from 'node:fs/promises';
-import { join } from 'node:path';
 import { concatDatasets, createDataset } from './dataset.ts';
 import type { ImageDataset } from './dataset.ts';
-import { fileSize } from './fs-util.ts';
+import { directoryFiles } from './data-files.ts';
+import type { DataFiles } from './data-files.ts';
 
 const SIDE = 32;
 const PLANE = SIDE * SIDE;
 const PIXEL_BYTES = 3 * PLANE;
-/** Label bytes per record: CIFAR-10 one, CIFAR-100 two (coarse, fine). */
 const LABEL_BYTES = { cifar10: 1, cifar100: 2 } as const;
+/** Records per file of the official binary distributions. */
+const OFFICIAL_RECORDS: Record<string, number> = { 'train.bin': 50_000, 'test.bin': 10_000 };
 
 export type CifarSplit = 'train' | 'test';
 
@@ -69,62 +70,68 @@ export function decodeCifarRecords(
   return { images, labels };
 }
 
-async function isDirectory(path: string): Promise<boolean> {
-  try {
-    return (await stat(path)).isDirectory();
-  } catch {
-    return false;
-  }
-}
-
 /** `dir` if it holds `probe`, else `dir/<subdir>` if that does; else an error listing both. */
-async function resolveDir(dir: string, subdir: string, probe: string, kind: string): Promise<string> {
-  if ((await fileSize(join(dir, probe))) !== undefined) return dir;
-  const nested = join(dir, subdir);
-  if ((await isDirectory(nested)) && (await fileSize(join(nested, probe))) !== undefined) return nested;
-  throw new Error(`${kind}: no ${probe} in ${dir} or ${nested} (expected the extracted binary version of the data set)`);
+async function resolveDir(dir: DataFiles, subdir: string, probe: string, kind: string): Promise<DataFiles> {
+  if (await dir.exists(probe)) return dir;
+  const nested = dir.sub(subdir);
+  if (await nested.exists(probe)) return nested;
+  throw new Error(`${kind}: no ${probe} in ${dir.location} or ${nested.location} (expected the extracted binary version of the data set)`);
 }
 
 /** Non-empty trimmed lines of a class-name file, or undefined when the file is absent. */
-async function readClassNames(path: string, classes: number): Promise<string[] | undefined> {
-  if ((await fileSize(path)) === undefined) return undefined;
-  const names = (await readFile(path, 'utf8'))
+async function readClassNames(dir: DataFiles, name: string, classes: number): Promise<string[] | undefined> {
+  const bytes = await dir.read(name);
+  if (bytes === undefined) return undefined;
+  const names = new TextDecoder()
+    .decode(bytes)
     .split(/\r?\n/)
     .map((line) => line.trim())
     .filter((line) => line !== '');
-  if (names.length !== classes) throw new Error(`class-name file ${path} has ${names.length} names, expected ${classes}`);
+  if (names.length !== classes) throw new Error(`class-name file ${dir.path(name)} has ${names.length} names, expected ${classes}`);
   return names;
 }
 
-async function readRecordFile(path: string, labelBytes: number, labelIndex: number, classes: number): Promise<{ images: Uint8Array; labels: Int32Array }> {
-  let bytes: Buffer;
+async function readRecordFile(dir: DataFiles, name: string, labelBytes: number, labelIndex: number, classes: number): Promise<{ images: Uint8Array; labels: Int32Array }> {
+  const path = dir.path(name);
+  let bytes: Uint8Array | undefined;
   try {
-    bytes = await readFile(path);
+    bytes = await dir.read(name);
   } catch (error) {
     throw new Error(`CIFAR file ${path}: cannot read (${(error as Error).message})`, { cause: error });
   }
+  if (bytes === undefined) throw new Error(`CIFAR file ${path}: missing`);
   return decodeCifarRecords(path, bytes, labelBytes, labelIndex, classes);
 }
 
+function filesOf(dir: string | DataFiles): DataFiles {
+  return typeof dir === 'string' ? directoryFiles(dir) : dir;
+}
+
 /**
- * Images of a CIFAR split from its files' sizes, without reading a pixel (what Plan checks before
- * any job starts). Throws naming the missing file, or the one whose size is not whole records.
+ * Images of a CIFAR split without reading a pixel (what Plan checks before any job starts): from
+ * the files' sizes where they are cheap to get (a directory), else (a store prefix) from the
+ * official distribution's record counts once every file is found. Throws naming the missing file,
+ * or the one whose size is not whole records.
  */
-export async function countCifarImages(dir: string, kind: 'cifar10' | 'cifar100', split: CifarSplit): Promise<{ root: string; images: number }> {
+export async function countCifarImages(dir: string | DataFiles, kind: 'cifar10' | 'cifar100', split: CifarSplit): Promise<{ root: string; images: number }> {
   const files = kind === 'cifar10' ? (split === 'train' ? CIFAR10_TRAIN_FILES : CIFAR10_TEST_FILES) : [split === 'train' ? 'train.bin' : 'test.bin'];
-  const root = await resolveDir(dir, kind === 'cifar10' ? 'cifar-10-batches-bin' : 'cifar-100-binary', files[0], kind);
+  const root = await resolveDir(filesOf(dir), kind === 'cifar10' ? 'cifar-10-batches-bin' : 'cifar-100-binary', files[0], kind);
   const recordBytes = LABEL_BYTES[kind] + PIXEL_BYTES;
   let images = 0;
   for (const file of files) {
-    const path = join(root, file);
-    const size = await fileSize(path);
-    if (size === undefined) throw new Error(`${kind}: missing ${path}`);
+    if (!root.size) {
+      if (!(await root.exists(file))) throw new Error(`${kind}: missing ${root.path(file)}`);
+      images += OFFICIAL_RECORDS[file] ?? 10_000;
+      continue;
+    }
+    const size = await root.size(file);
+    if (size === undefined) throw new Error(`${kind}: missing ${root.path(file)}`);
     if (size === 0 || size % recordBytes !== 0) {
-      throw new Error(`CIFAR file ${path}: size ${size} bytes is not a positive multiple of the ${recordBytes}-byte record; wrong file or truncated download?`);
+      throw new Error(`CIFAR file ${root.path(file)}: size ${size} bytes is not a positive multiple of the ${recordBytes}-byte record; wrong file or truncated download?`);
     }
     images += size / recordBytes;
   }
-  return { root, images };
+  return { root: root.location, images };
 }
 
 export interface Cifar10Options {
@@ -132,16 +139,18 @@ export interface Cifar10Options {
 }
 
 /** CIFAR-10 train (data_batch_1..5, 50k) or test (test_batch, 10k) from the binary version. */
-export async function readCifar10(dir: string, options: Cifar10Options = {}): Promise<ImageDataset> {
+export async function readCifar10(dir: string | DataFiles, options: Cifar10Options = {}): Promise<ImageDataset> {
   const split = options.split ?? 'train';
   const files = split === 'train' ? CIFAR10_TRAIN_FILES : CIFAR10_TEST_FILES;
-  // Checks every batch exists and holds whole records before reading 150 MB, so a partial download fails at once.
-  const { root } = await countCifarImages(dir, 'cifar10', split);
-  const classNames = await readClassNames(join(root, 'batches.meta.txt'), 10);
+  const root = await resolveDir(filesOf(dir), 'cifar-10-batches-bin', files[0], 'cifar10');
+  const classNames = await readClassNames(root, 'batches.meta.txt', 10);
+  // Check every batch exists before reading 150 MB, so a partial download fails at once.
+  for (const file of files) {
+    if (!(await root.exists(file))) throw new Error(`cifar10: missing ${root.path(file)}`);
+  }
   const parts: ImageDataset[] = [];
   for (const file of files) {
-    const path = join(root, file);
-    const { images, labels } = await readRecordFile(path, 1, 0, 10);
+    const { images, labels } = await readRecordFile(root, file, 1, 0, 10);
     parts.push(
       createDataset({ name: `cifar10/${file}`, images, labels, height: SIDE, width: SIDE, channels: 3, classes: 10, ...(classNames ? { classNames } : {}) }),
     );
@@ -156,15 +165,15 @@ export interface Cifar100Options {
 }
 
 /** CIFAR-100 train (train.bin, 50k) or test (test.bin, 10k) from the binary version. */
-export async function readCifar100(dir: string, options: Cifar100Options = {}): Promise<ImageDataset> {
+export async function readCifar100(dir: string | DataFiles, options: Cifar100Options = {}): Promise<ImageDataset> {
   const split = options.split ?? 'train';
   const granularity = options.labels ?? 'fine';
   const file = split === 'train' ? 'train.bin' : 'test.bin';
-  const { root } = await countCifarImages(dir, 'cifar100', split);
+  const root = await resolveDir(filesOf(dir), 'cifar-100-binary', file, 'cifar100');
   const classes = granularity === 'fine' ? 100 : 20;
-  const classNames = await readClassNames(join(root, `${granularity}_label_names.txt`), classes);
+  const classNames = await readClassNames(root, `${granularity}_label_names.txt`, classes);
   // Byte 0 is the coarse label, byte 1 the fine label.
-  const { images, labels } = await readRecordFile(join(root, file), 2, granularity === 'fine' ? 1 : 0, classes);
+  const { images, labels } = await readRecordFile(root, file, 2, granularity === 'fine' ? 1 : 0, classes);
   return createDataset({
     name: granularity === 'fine' ? `cifar100/${split}` : `cifar100-coarse/${split}`,
     images,

@@ -145,18 +145,18 @@ export function concatDatasets(name: string, parts: readonly ImageDataset[]): Im
   return withData(first, name, images, labels);
 }
 
-/** What label-only helpers read of a data set (an ImageSource has these too). */
-export type LabelledImages = Pick<ImageDataset, 'name' | 'count' | 'labels' | 'classes'>;
+/** What class-level helpers need of a data set: its labels (an ImageDataset or an ImageSource). */
+export type LabelledSet = Pick<ImageDataset, 'name' | 'count' | 'classes' | 'labels'>;
 
 /** How many images of each class. */
-export function classCounts(dataset: LabelledImages): number[] {
+export function classCounts(dataset: LabelledSet): number[] {
   const counts = new Array<number>(dataset.classes).fill(0);
   for (let i = 0; i < dataset.count; i++) counts[dataset.labels[i]]++;
   return counts;
 }
 
 /** The indices of each class, in data set order. */
-export function indicesByClass(dataset: LabelledImages): Int32Array[] {
+export function indicesByClass(dataset: LabelledSet): Int32Array[] {
   const counts = classCounts(dataset);
   const byClass = counts.map((n) => new Int32Array(n));
   const fill = new Array<number>(dataset.classes).fill(0);

@@ -3,31 +3,45 @@
  * format of image-shards.ts, with sharp (libvips) for decoding and resizing.
  *
  * Per image: EXIF auto-orient, resize so the shorter side is `resize` (Lanczos3, aspect kept),
- * centre crop `crop` x `crop`, convert to sRGB (greyscale and CMYK JPEGs exist in ImageNet),
- * drop alpha. That is the standard ImageNet evaluation transform (256 -> 224); store with
- * crop = resize (e.g. 144/128 for fast experiments) when random crops are wanted later.
+ * centre crop `crop` (a side, or height x width), convert to sRGB (greyscale and CMYK JPEGs
+ * exist in ImageNet) or, with `channels: 1`, to grey; drop alpha. That is the standard ImageNet
+ * evaluation transform (256 -> 224); store with crop = resize (e.g. 144/128 for fast
+ * experiments) when random crops are wanted later.
+ *
+ * The output is a directory or a store prefix (`out: storeFiles(store, 'datasets/x/train')`), so a
+ * data set can be converted straight into the bucket the workers read from.
  *
  * Images are ordered by (class, file name) and then, by default, shuffled with a seeded
  * permutation so every shard mixes classes and loading a shard range gives a usable sample.
  * The output is a pure function of the tree and the options: rerunning gives identical shards.
  */
-import { mkdir, readdir, rm } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 import sharp from 'sharp';
 import { createRng, permutation } from './prng.ts';
-import { SHARD_INDEX_FILE, ShardIndexSchema, shardFileNames } from './image-shards.ts';
-import type { ShardEntry, ShardIndex } from './image-shards.ts';
-import { fileSize, sha256Hex, writeFileAtomic } from './fs-util.ts';
+import { SHARD_INDEX_FILE } from './image-shards.ts';
+import type { ShardIndex } from './image-shards.ts';
+import { directoryFiles } from './data-files.ts';
+import type { DataSink } from './data-files.ts';
+import { ShardWriter } from './shard-writer.ts';
+
+/** A crop: its side (square) or its height and width. */
+export type CropSize = number | { readonly height: number; readonly width: number };
 
 export interface ConvertImageFolderOptions {
   /** Tree with one subdirectory per class. */
   readonly root: string;
-  /** Output shard directory (created). Refuses to overwrite an existing index.json unless `overwrite`. */
-  readonly out: string;
+  /**
+   * Output: a directory (created) or a DataSink such as `storeFiles(store, prefix)`. Refuses to
+   * overwrite an existing index.json unless `overwrite`.
+   */
+  readonly out: string | DataSink;
   /** Shorter side after resizing. Default 256. */
   readonly resize?: number;
-  /** Centre crop side, <= resize. Default 224. */
-  readonly crop?: number;
+  /** Centre crop, each side <= resize. Default 224. */
+  readonly crop?: CropSize;
+  /** 3 (sRGB, default) or 1 (grey). */
+  readonly channels?: 1 | 3;
   /** Images per shard. Default 1000 (~150 MB at 224x224). */
   readonly shardSize?: number;
   readonly order?: 'shuffled' | 'sorted';
@@ -53,11 +67,16 @@ interface SourceImage {
   readonly label: number;
 }
 
+function cropSides(crop: CropSize): { height: number; width: number } {
+  return typeof crop === 'number' ? { height: crop, width: crop } : { height: crop.height, width: crop.width };
+}
+
 /**
- * Decodes one image file to `crop` x `crop` x 3 uint8 RGB (see the module comment for the
- * transform). Throws naming the file on anything sharp cannot decode.
+ * Decodes one image file to crop height x width x `channels` uint8 (RGB or grey; see the module
+ * comment for the transform). Throws naming the file on anything sharp cannot decode.
  */
-export async function preprocessImage(path: string, resize: number, crop: number): Promise<Uint8Array> {
+export async function preprocessImage(path: string, resize: number, crop: CropSize, channels: 1 | 3 = 3): Promise<Uint8Array> {
+  const { height: cropHeight, width: cropWidth } = cropSides(crop);
   try {
     // failOn 'error': tolerate libvips *warnings* (ImageNet has JPEGs with bad EXIF or extra
     // bytes that decode fine) but not real decode errors.
@@ -68,18 +87,18 @@ export async function preprocessImage(path: string, resize: number, crop: number
     const width = swap ? meta.height : meta.width;
     const height = swap ? meta.width : meta.height;
     const scale = resize / Math.min(width, height);
-    const scaledWidth = Math.max(crop, Math.round(width * scale));
-    const scaledHeight = Math.max(crop, Math.round(height * scale));
+    const scaledWidth = Math.max(cropWidth, Math.round(width * scale));
+    const scaledHeight = Math.max(cropHeight, Math.round(height * scale));
     const { data, info } = await sharp(path, { failOn: 'error' })
       .rotate()
       .resize(scaledWidth, scaledHeight, { fit: 'fill' })
-      .extract({ left: Math.floor((scaledWidth - crop) / 2), top: Math.floor((scaledHeight - crop) / 2), width: crop, height: crop })
-      .toColourspace('srgb')
+      .extract({ left: Math.floor((scaledWidth - cropWidth) / 2), top: Math.floor((scaledHeight - cropHeight) / 2), width: cropWidth, height: cropHeight })
+      .toColourspace(channels === 3 ? 'srgb' : 'b-w')
       .removeAlpha()
       .raw()
       .toBuffer({ resolveWithObject: true });
-    if (info.width !== crop || info.height !== crop || info.channels !== 3) {
-      throw new Error(`decoded to ${info.width}x${info.height}x${info.channels}, expected ${crop}x${crop}x3`);
+    if (info.width !== cropWidth || info.height !== cropHeight || info.channels !== channels) {
+      throw new Error(`decoded to ${info.width}x${info.height}x${info.channels}, expected ${cropWidth}x${cropHeight}x${channels}`);
     }
     return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   } catch (error) {
@@ -133,6 +152,8 @@ async function runPool(n: number, limit: number, work: (i: number) => Promise<vo
 export async function convertImageFolder(options: ConvertImageFolderOptions): Promise<ShardIndex> {
   const resize = options.resize ?? 256;
   const crop = options.crop ?? 224;
+  const { height: cropHeight, width: cropWidth } = cropSides(crop);
+  const channels = options.channels ?? 3;
   const shardSize = options.shardSize ?? 1000;
   const order = options.order ?? 'shuffled';
   const seed = options.seed ?? 0;
@@ -140,27 +161,45 @@ export async function convertImageFolder(options: ConvertImageFolderOptions): Pr
   const log = options.log ?? (() => {});
   for (const [name, value] of [
     ['resize', resize],
-    ['crop', crop],
+    ['crop height', cropHeight],
+    ['crop width', cropWidth],
     ['shardSize', shardSize],
     ['concurrency', concurrency],
   ] as const) {
     if (!Number.isInteger(value) || value <= 0) throw new Error(`convertImageFolder: ${name} must be a positive integer, got ${value}`);
   }
-  if (crop > resize) throw new Error(`convertImageFolder: crop ${crop} is larger than the resized shorter side ${resize}`);
-  if (!options.overwrite && (await fileSize(join(options.out, SHARD_INDEX_FILE))) !== undefined) {
-    throw new Error(`convertImageFolder: ${join(options.out, SHARD_INDEX_FILE)} exists (pass overwrite to replace it)`);
+  if (channels !== 1 && channels !== 3) throw new Error(`convertImageFolder: channels must be 1 or 3, got ${String(channels)}`);
+  // The shorter side is `resize`, so a crop side up to `resize` fits whatever the orientation.
+  if (Math.max(cropHeight, cropWidth) > resize) {
+    const side = cropHeight === cropWidth ? `${cropHeight}` : `${cropHeight}x${cropWidth}`;
+    throw new Error(`convertImageFolder: crop ${side} is larger than the resized shorter side ${resize}`);
+  }
+  const out = typeof options.out === 'string' ? directoryFiles(options.out) : options.out;
+  // Checked before listing the tree (seconds for ImageNet) so a forgotten --overwrite fails at once.
+  if (!options.overwrite && (await out.exists(SHARD_INDEX_FILE))) {
+    throw new Error(`convertImageFolder: ${out.path(SHARD_INDEX_FILE)} exists (pass overwrite to replace it)`);
   }
   const { classes, sources: sorted } = await listSources(options.root, options);
   if (options.classNames && options.classNames.length !== classes.length) {
     throw new Error(`convertImageFolder: ${options.classNames.length} class names for ${classes.length} classes`);
   }
+  const writer = new ShardWriter(out, {
+    height: cropHeight,
+    width: cropWidth,
+    channels,
+    classes,
+    ...(options.classNames ? { classNames: options.classNames } : {}),
+    preprocessing: {
+      resizeShorterSide: resize,
+      centreCrop: cropHeight === cropWidth ? cropHeight : { height: cropHeight, width: cropWidth },
+      colourspace: channels === 3 ? 'srgb' : 'b-w',
+    },
+    order,
+    seed,
+  });
+  await writer.begin(true);
   const sources = order === 'shuffled' ? Array.from(permutation(sorted.length, createRng(seed)), (i) => sorted[i]) : sorted;
-  await mkdir(options.out, { recursive: true });
-  // Without an index.json the directory reads as unfinished, so a crash mid-overwrite never
-  // leaves an old index pointing at new shards.
-  await rm(join(options.out, SHARD_INDEX_FILE), { force: true });
-  const perImage = crop * crop * 3;
-  const shards: ShardEntry[] = [];
+  const perImage = cropHeight * cropWidth * channels;
   const skipped: { file: string; reason: string }[] = [];
   const started = performance.now();
   for (let first = 0; first < sources.length; first += shardSize) {
@@ -168,7 +207,7 @@ export async function convertImageFolder(options: ConvertImageFolderOptions): Pr
     const pixels: (Uint8Array | undefined)[] = new Array(batch.length);
     await runPool(batch.length, concurrency, async (i) => {
       try {
-        pixels[i] = await preprocessImage(batch[i].path, resize, crop);
+        pixels[i] = await preprocessImage(batch[i].path, resize, crop, channels);
       } catch (error) {
         if (options.onUnreadable !== 'skip') throw error;
         skipped.push({ file: batch[i].path, reason: (error as Error).message });
@@ -178,45 +217,12 @@ export async function convertImageFolder(options: ConvertImageFolderOptions): Pr
     const kept = batch.flatMap((source, i) => (pixels[i] ? [{ source, data: pixels[i] }] : []));
     if (kept.length === 0) continue;
     const images = new Uint8Array(kept.length * perImage);
-    const labels = new Uint8Array(kept.length * 2);
-    const labelView = new DataView(labels.buffer);
-    kept.forEach(({ source, data }, i) => {
-      images.set(data, i * perImage);
-      labelView.setUint16(i * 2, source.label, true);
-    });
-    const names = shardFileNames(shards.length);
-    await writeFileAtomic(join(options.out, names.images), [images]);
-    await writeFileAtomic(join(options.out, names.labels), [labels]);
-    shards.push({
-      images: names.images,
-      labels: names.labels,
-      count: kept.length,
-      imageBytes: images.length,
-      labelBytes: labels.length,
-      imagesSha256: sha256Hex(images),
-      labelsSha256: sha256Hex(labels),
-    });
+    kept.forEach(({ data }, i) => images.set(data, i * perImage));
+    await writer.writeShard(images, kept.map(({ source }) => source.label));
     const done = Math.min(first + shardSize, sources.length);
     const seconds = (performance.now() - started) / 1000;
-    log(`convert ${options.root}: ${done}/${sources.length} images, ${shards.length} shards, ${(done / seconds).toFixed(1)} img/s`);
+    log(`convert ${options.root}: ${done}/${sources.length} images, ${writer.shards.length} shards, ${(done / seconds).toFixed(1)} img/s`);
   }
   skipped.sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : 0));
-  const index: ShardIndex = ShardIndexSchema.parse({
-    format: 'emo-dir-image-shards',
-    version: 1,
-    height: crop,
-    width: crop,
-    channels: 3,
-    labelEncoding: 'uint16le',
-    preprocessing: { resizeShorterSide: resize, centreCrop: crop, colourspace: 'srgb' },
-    classes,
-    ...(options.classNames ? { classNames: [...options.classNames] } : {}),
-    count: shards.reduce((sum, shard) => sum + shard.count, 0),
-    order,
-    seed,
-    shards,
-    skipped,
-  });
-  await writeFileAtomic(join(options.out, SHARD_INDEX_FILE), [Buffer.from(`${JSON.stringify(index, null, 2)}\n`)]);
-  return index;
+  return writer.finish(skipped);
 }

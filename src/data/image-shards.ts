@@ -1,24 +1,27 @@
 /**
  * The shard format for large image sets (ImageNet), written by image-folder-convert.ts and read
- * here. A shard directory holds:
+ * here (whole, into memory) and by shard-source.ts (random access and streaming). A shard set is
+ * a directory or a store prefix (data-files.ts) holding:
  *
  *   index.json            ShardIndex (zod-validated): geometry, preprocessing, classes, shards
- *   shard-00000.bin       uint8 RGB NHWC pixels, count * height * width * 3 bytes, no header
+ *   shard-00000.bin       uint8 NHWC pixels (RGB or grey), count * height * width * channels bytes, no header
  *   shard-00000.labels    uint16 little-endian class index per image, count * 2 bytes
  *   ...
  *
  * Raw, headerless shards so a reader (or an S3 ranged GET) can address image i of a shard at
- * i * height * width * 3 without parsing anything; all metadata and integrity data (byte sizes,
- * sha256) live in index.json, which the converter writes last: a directory with an index.json
- * is complete. Labels are uint16 because ImageNet-21k has more than 255 classes.
+ * i * height * width * channels without parsing anything; all metadata and integrity data (byte
+ * sizes, sha256) live in index.json, which the converter writes last: a shard set with an
+ * index.json is complete. Labels are uint16 because ImageNet-21k has more than 255 classes.
  */
-import { open, readFile } from 'node:fs/promises';
-import { createHash } from 'node:crypto';
-import { join } from 'node:path';
 import { z } from 'zod';
 import { createDataset } from './dataset.ts';
 import type { ImageDataset } from './dataset.ts';
-import { assertLittleEndian, fileSize } from './fs-util.ts';
+import { assertLittleEndian, sha256Hex } from './fs-util.ts';
+import { DataReadError, ShardError, directoryFiles, readWhole } from './data-files.ts';
+import { sha256HexShared } from './hash-thread.ts';
+import type { ReadWholeOptions, DataFiles } from './data-files.ts';
+
+export { ShardError } from './data-files.ts';
 
 export const SHARD_INDEX_FILE = 'index.json';
 
@@ -43,20 +46,26 @@ export const ShardIndexSchema = z
     version: z.literal(1),
     height: z.number().int().positive(),
     width: z.number().int().positive(),
-    channels: z.literal(3),
+    /** 3: RGB, 1: grey. */
+    channels: z.union([z.literal(1), z.literal(3)]),
     labelEncoding: z.literal('uint16le'),
-    /** How the source images were turned into height x width pixels. */
+    /** How the source images were turned into height x width pixels (absent: stored as they came). */
     preprocessing: z.object({
       resizeShorterSide: z.number().int().positive(),
-      centreCrop: z.number().int().positive(),
-      colourspace: z.literal('srgb'),
-    }),
+      /** The side of a square crop, or its height and width. */
+      centreCrop: z.union([z.number().int().positive(), z.object({ height: z.number().int().positive(), width: z.number().int().positive() })]),
+      /** 'srgb' for 3 channels, 'b-w' (libvips' name for grey) for 1. */
+      colourspace: z.enum(['srgb', 'b-w']),
+    }).optional(),
     /** Class ids in label order (ImageNet: sorted wnids, so label = index of the wnid). */
     classes: z.array(z.string().min(1)).min(1),
     classNames: z.array(z.string()).optional(),
     count: z.number().int().nonnegative(),
-    /** Image order across shards: 'shuffled' (seeded, class-mixed shards) or 'sorted' (class, file name). */
-    order: z.enum(['shuffled', 'sorted']),
+    /**
+     * Image order across shards: 'shuffled' (seeded, class-mixed shards), 'sorted' (class, file
+     * name) or 'source' (the order of the in-memory set it was written from).
+     */
+    order: z.enum(['shuffled', 'sorted', 'source']),
     seed: z.number().int(),
     shards: z.array(ShardEntrySchema),
     /** Source files left out because they could not be decoded (converter option onUnreadable: 'skip'). */
@@ -74,6 +83,16 @@ export const ShardIndexSchema = z
         ctx.addIssue({ code: 'custom', path: ['shards', i, 'labelBytes'], message: `is ${shard.labelBytes}, expected count ${shard.count} x 2` });
       }
     });
+    if (index.preprocessing) {
+      const crop = index.preprocessing.centreCrop;
+      const [cropHeight, cropWidth] = typeof crop === 'number' ? [crop, crop] : [crop.height, crop.width];
+      if (cropHeight !== index.height || cropWidth !== index.width) {
+        ctx.addIssue({ code: 'custom', path: ['preprocessing', 'centreCrop'], message: `is ${cropHeight}x${cropWidth}, the images are ${index.height}x${index.width}` });
+      }
+      if ((index.channels === 3) !== (index.preprocessing.colourspace === 'srgb')) {
+        ctx.addIssue({ code: 'custom', path: ['preprocessing', 'colourspace'], message: `is ${index.preprocessing.colourspace} for ${index.channels}-channel images` });
+      }
+    }
     if (total !== index.count) ctx.addIssue({ code: 'custom', path: ['count'], message: `is ${index.count}, shard counts sum to ${total}` });
     if (new Set(index.classes).size !== index.classes.length) ctx.addIssue({ code: 'custom', path: ['classes'], message: 'has duplicates' });
     if (index.classes.length > 65536) ctx.addIssue({ code: 'custom', path: ['classes'], message: 'more than 65536 classes do not fit uint16 labels' });
@@ -83,31 +102,24 @@ export const ShardIndexSchema = z
   });
 export type ShardIndex = z.infer<typeof ShardIndexSchema>;
 
-export class ShardError extends Error {
-  constructor(readonly path: string, reason: string) {
-    super(`image shards ${path}: ${reason}`);
-    this.name = 'ShardError';
-  }
-}
-
 export function shardFileNames(shard: number): { images: string; labels: string } {
   const stem = `shard-${String(shard).padStart(5, '0')}`;
   return { images: `${stem}.bin`, labels: `${stem}.labels` };
 }
 
-/** Reads and validates `<dir>/index.json`. */
-export async function readShardIndex(dir: string): Promise<ShardIndex> {
-  const path = join(dir, SHARD_INDEX_FILE);
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    throw new ShardError(path, code === 'ENOENT' ? 'missing (not a converted shard directory, or conversion unfinished)' : (error as Error).message);
-  }
+function filesOf(where: string | DataFiles): DataFiles {
+  return typeof where === 'string' ? directoryFiles(where) : where;
+}
+
+/** Reads and validates the index.json of a shard set (a directory or a store prefix). */
+export async function readShardIndex(where: string | DataFiles): Promise<ShardIndex> {
+  const files = filesOf(where);
+  const path = files.path(SHARD_INDEX_FILE);
+  const bytes = await files.read(SHARD_INDEX_FILE);
+  if (bytes === undefined) throw new ShardError(path, 'missing (not a converted shard set, or conversion unfinished)');
   let raw: unknown;
   try {
-    raw = JSON.parse(text);
+    raw = JSON.parse(new TextDecoder().decode(bytes));
   } catch (error) {
     throw new ShardError(path, `not JSON (${(error as Error).message})`);
   }
@@ -118,91 +130,119 @@ export async function readShardIndex(dir: string): Promise<ShardIndex> {
   return parsed.data;
 }
 
+/** Bytes of one image of the set. */
+export function shardImageBytes(index: Pick<ShardIndex, 'height' | 'width' | 'channels'>): number {
+  return index.height * index.width * index.channels;
+}
+
+/**
+ * Reads shard `shard`'s images whole (parallel ranged reads), checking the size and, with
+ * `verify: 'sha256'`, the checksum of index.json (on a helper thread when read into shared
+ * memory); any mismatch throws a ShardError naming the file.
+ */
+export async function readShardImages(
+  files: DataFiles,
+  entry: ShardEntry,
+  verify: 'sha256' | 'size',
+  options: ReadWholeOptions = {},
+): Promise<Uint8Array> {
+  const images = await readWhole(files, entry.images, entry.imageBytes, options);
+  if (verify === 'sha256' && (await sha256HexShared(images)) !== entry.imagesSha256) {
+    throw new ShardError(files.path(entry.images), 'sha256 does not match index.json (corrupt or replaced)');
+  }
+  return images;
+}
+
+/**
+ * Decodes one shard's label file `bytes` (always sha256-checked: it is small) into `out` from
+ * `at`. Throws naming the file on a size or checksum mismatch or a label outside the class list.
+ */
+export function decodeShardLabels(path: string, entry: ShardEntry, bytes: Uint8Array, classes: number, out: Int32Array, at: number): void {
+  if (bytes.length !== entry.labelBytes) throw new ShardError(path, `is ${bytes.length} bytes, index.json says ${entry.labelBytes}`);
+  if (sha256Hex(bytes) !== entry.labelsSha256) throw new ShardError(path, 'sha256 does not match index.json (corrupt or replaced)');
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  for (let i = 0; i < entry.count; i++) {
+    const label = view.getUint16(i * 2, true);
+    if (label >= classes) throw new ShardError(path, `image ${i} has label ${label}, index.json lists ${classes} classes`);
+    out[at + i] = label;
+  }
+}
+
+/** Reads one shard's label file; undefined-safe: a missing file is a ShardError naming it. */
+export async function readShardLabelFile(files: DataFiles, entry: ShardEntry): Promise<Uint8Array> {
+  const bytes = await files.read(entry.labels);
+  if (bytes === undefined) throw new ShardError(files.path(entry.labels), 'missing');
+  return bytes;
+}
+
 export interface ReadShardsOptions {
   /** Shards [start, end) of index.shards; default all. */
   readonly start?: number;
   readonly end?: number;
   /** 'sha256' (default): sizes and checksums; 'size': byte sizes only (faster, catches truncation). */
   readonly verify?: 'sha256' | 'size';
-  /** Data set name; default `<dir>[start:end]`. */
+  /** Data set name; default `<location>[start:end]`. */
   readonly name?: string;
 }
 
 /**
- * Every file of `shards` is present with the size index.json gives it (a stat per file, no read):
+ * Every file of `shards` is present with the size index.json gives it, without reading it (a
+ * one-byte ranged read at the last byte sees a short file as empty and a long one as two bytes):
  * the cheap check a reader does before loading and Plan does before any job starts.
  */
-export async function checkShardFiles(dir: string, shards: readonly ShardEntry[]): Promise<void> {
+export async function checkShardFiles(files: DataFiles, shards: readonly ShardEntry[]): Promise<void> {
   for (const shard of shards) {
-    for (const [file, bytes] of [
+    for (const [name, bytes] of [
       [shard.images, shard.imageBytes],
       [shard.labels, shard.labelBytes],
     ] as const) {
-      const path = join(dir, file);
-      const size = await fileSize(path);
-      if (size === undefined) throw new ShardError(path, 'missing');
-      if (size !== bytes) throw new ShardError(path, `is ${size} bytes, index.json says ${bytes}`);
+      let seen: number;
+      try {
+        seen = (await files.readRange(name, Math.max(0, bytes - 1), bytes === 0 ? 1 : 2)).length;
+      } catch (error) {
+        // The same failure, in the shard set's words ('image shards <file>: missing').
+        if (error instanceof DataReadError && !(error instanceof ShardError)) {
+          throw new ShardError(error.path, error.message.slice(`data ${error.path}: `.length));
+        }
+        throw error;
+      }
+      const expected = bytes === 0 ? 0 : 1;
+      if (seen < expected) throw new ShardError(files.path(name), `truncated: shorter than the ${bytes} bytes index.json says`);
+      if (seen > expected) throw new ShardError(files.path(name), `is longer than the ${bytes} bytes index.json says`);
     }
-  }
-}
-
-/** Reads exactly `length` bytes of `path` into `target` (a view into the data set's array). */
-async function readInto(path: string, target: Uint8Array, hash: ReturnType<typeof createHash> | undefined): Promise<void> {
-  const handle = await open(path, 'r');
-  try {
-    let done = 0;
-    while (done < target.length) {
-      const { bytesRead } = await handle.read(target, done, Math.min(target.length - done, 1 << 24), done);
-      if (bytesRead === 0) throw new ShardError(path, `ended after ${done} of ${target.length} bytes`);
-      if (hash) hash.update(target.subarray(done, done + bytesRead));
-      done += bytesRead;
-    }
-  } finally {
-    await handle.close();
   }
 }
 
 /**
- * Loads shards [start, end) into one ImageDataset (pixels read straight into the final array, no
- * second copy). Every file's size is checked against index.json before reading and, by default,
- * its sha256 after; any mismatch throws a ShardError naming the file.
+ * Loads shards [start, end) of a shard set (directory or store prefix) into one in-memory
+ * ImageDataset. For sets that fit in memory; shard-source.ts reads the others. Every file's size
+ * is checked against index.json and, by default, its sha256; any mismatch throws a ShardError
+ * naming the file.
  */
-export async function readImageShards(dir: string, options: ReadShardsOptions = {}): Promise<ImageDataset> {
+export async function readImageShards(where: string | DataFiles, options: ReadShardsOptions = {}): Promise<ImageDataset> {
   assertLittleEndian();
-  const index = await readShardIndex(dir);
+  const files = filesOf(where);
+  const index = await readShardIndex(files);
   const start = options.start ?? 0;
   const end = options.end ?? index.shards.length;
   if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end > index.shards.length || start > end) {
-    throw new ShardError(dir, `shard range ${start}..${end} is outside 0..${index.shards.length}`);
+    throw new ShardError(files.location, `shard range ${start}..${end} is outside 0..${index.shards.length}`);
   }
   const selected = index.shards.slice(start, end);
   const verify = options.verify ?? 'sha256';
-  await checkShardFiles(dir, selected);
-  const perImage = index.height * index.width * index.channels;
+  await checkShardFiles(files, selected);
+  const perImage = shardImageBytes(index);
   const count = selected.reduce((sum, shard) => sum + shard.count, 0);
   const images = new Uint8Array(count * perImage);
   const labels = new Int32Array(count);
   let at = 0;
   for (const shard of selected) {
-    const imagesPath = join(dir, shard.images);
-    const labelsPath = join(dir, shard.labels);
-    const imageHash = verify === 'sha256' ? createHash('sha256') : undefined;
-    await readInto(imagesPath, images.subarray(at * perImage, (at + shard.count) * perImage), imageHash);
-    const labelBuffer = new Uint8Array(shard.labelBytes);
-    const labelHash = verify === 'sha256' ? createHash('sha256') : undefined;
-    await readInto(labelsPath, labelBuffer, labelHash);
-    if (imageHash && imageHash.digest('hex') !== shard.imagesSha256) throw new ShardError(imagesPath, 'sha256 does not match index.json (corrupt or replaced)');
-    if (labelHash && labelHash.digest('hex') !== shard.labelsSha256) throw new ShardError(labelsPath, 'sha256 does not match index.json (corrupt or replaced)');
-    const view = new DataView(labelBuffer.buffer);
-    for (let i = 0; i < shard.count; i++) {
-      const label = view.getUint16(i * 2, true);
-      if (label >= index.classes.length) throw new ShardError(labelsPath, `image ${i} has label ${label}, index.json lists ${index.classes.length} classes`);
-      labels[at + i] = label;
-    }
+    decodeShardLabels(files.path(shard.labels), shard, await readShardLabelFile(files, shard), index.classes.length, labels, at);
+    await readShardImages(files, shard, verify, { into: images.subarray(at * perImage, (at + shard.count) * perImage) });
     at += shard.count;
   }
   return createDataset({
-    name: options.name ?? `${dir}[${start}:${end}]`,
+    name: options.name ?? `${files.location}[${start}:${end}]`,
     images,
     labels,
     height: index.height,

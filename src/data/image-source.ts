@@ -54,3 +54,23 @@ export function inMemorySource(dataset: ImageDataset): ImageSource {
     },
   };
 }
+
+/**
+ * An ImageSource stored as shards (image-shards.ts) that can also hand out a whole shard: what a
+ * streamed epoch reads (stream-batches.ts), one large sequential read per shard instead of one
+ * small random read per image.
+ */
+export interface ShardedImageSource extends ImageSource {
+  /** Images per shard, in index order: image i of shard s is global index (sum of earlier counts) + i. */
+  readonly shardCounts: readonly number[];
+  /**
+   * Shard `shard`'s pixels, `shardCounts[shard]` images, checked against the index. With `into`
+   * (at least that many bytes) they are read into it and the result is a view of it: a stream
+   * recycles a few shard buffers instead of faulting in fresh memory for every shard.
+   */
+  readShard(shard: number, into?: Uint8Array): Promise<Uint8Array>;
+}
+
+export function isShardedSource(source: ImageSource): source is ShardedImageSource {
+  return Array.isArray((source as Partial<ShardedImageSource>).shardCounts) && typeof (source as Partial<ShardedImageSource>).readShard === 'function';
+}

@@ -4,12 +4,13 @@
  * with the spec and the model before any job starts, so a missing directory or a search subset
  * larger than the training split fails in seconds instead of in every search worker.
  *
- * Today's forms (load.ts): `fashion-mnist[:<dir>]`, `cifar10:<dir>`, `cifar100[-coarse]:<dir>`,
- * `imagenet:<dir>` (shard directories). A new form (a store-hosted shard set) adds one case here.
+ * The forms (load.ts): `fashion-mnist[:<dir>]`, `cifar10:<where>`, `cifar100[-coarse]:<where>`,
+ * `imagenet:<where>`, where `<where>` is a directory or a location in the run's store.
  *
- * `files: false` is for a Plan that cannot see the workers' files (a Lambda, while the data is
- * inside the worker image or its mounts): it returns only what the form itself fixes (Fashion-
- * MNIST's split, CIFAR's geometry and official split sizes), or undefined when that is nothing.
+ * `files: false` is for a Plan that cannot see the workers' local files (a Lambda, while the data
+ * is inside the worker image or its mounts): for a local directory it returns only what the form
+ * itself fixes (Fashion-MNIST's split, CIFAR's geometry and official split sizes), or undefined
+ * when that is nothing. A location in the run's store is probed either way: Plan reads the store.
  */
 import { countCifarImages } from './cifar.ts';
 import {
@@ -20,7 +21,8 @@ import {
   sourceFingerprint,
 } from './fashion-mnist.ts';
 import { checkShardFiles, readShardIndex } from './image-shards.ts';
-import { imagenetSplitDir, parseDatasetSpec, type DatasetKind } from './load.ts';
+import { dataFilesAt, imagenetSplitFiles, inRunStore, parseDatasetSpec, type DatasetKind } from './load.ts';
+import type { ObjectStore } from '../store/object-store.ts';
 
 export interface SplitProbe {
   readonly images: number;
@@ -42,8 +44,10 @@ export interface DatasetProbe {
 }
 
 export interface ProbeOptions {
-  /** Look at the files (default). False: only what the form fixes, without any I/O. */
+  /** Look at local files (default). False: only what the form fixes, without any I/O. */
   readonly files?: boolean;
+  /** The run's store: data set locations inside it are read from it (load.ts). */
+  readonly store?: ObjectStore;
 }
 
 /** The official binary distributions' split sizes (cifar.ts). */
@@ -55,7 +59,8 @@ const CIFAR_SPLITS = { train: 50_000, test: 10_000 } as const;
  */
 export async function probeDataset(name: string, options: ProbeOptions = {}): Promise<DatasetProbe | undefined> {
   const spec = parseDatasetSpec(name);
-  const files = options.files ?? true;
+  const { store } = options;
+  const files = (options.files ?? true) || (spec.path !== undefined && inRunStore(spec.path, store));
   const unchecked = '(files not checked)';
   switch (spec.kind) {
     case 'fashion-mnist': {
@@ -77,10 +82,10 @@ export async function probeDataset(name: string, options: ProbeOptions = {}): Pr
     case 'cifar100':
     case 'cifar100-coarse': {
       const format = spec.kind === 'cifar10' ? 'cifar10' : 'cifar100';
-      const dir = spec.path as string;
+      const where = spec.path as string;
       const official = (split: 'train' | 'test') => ({ root: unchecked, images: CIFAR_SPLITS[split] });
-      const train = files ? await countCifarImages(dir, format, 'train') : official('train');
-      const test = files ? await countCifarImages(dir, format, 'test') : official('test');
+      const train = files ? await countCifarImages(dataFilesAt(where, store), format, 'train') : official('train');
+      const test = files ? await countCifarImages(dataFilesAt(where, store), format, 'test') : official('test');
       return {
         name,
         kind: spec.kind,
@@ -96,12 +101,12 @@ export async function probeDataset(name: string, options: ProbeOptions = {}): Pr
       const dir = spec.path as string;
       const splits = [];
       for (const split of ['train', 'test'] as const) {
-        const splitDir = await imagenetSplitDir(dir, split);
-        const index = await readShardIndex(splitDir);
+        const splitFiles = await imagenetSplitFiles(dir, split, store);
+        const index = await readShardIndex(splitFiles);
         // The same shard range the loader reads (load.ts applies it to either split).
         const shards = index.shards.slice(spec.shards?.start ?? 0, spec.shards?.end ?? index.shards.length);
-        await checkShardFiles(splitDir, shards);
-        splits.push({ index, images: shards.reduce((sum, shard) => sum + shard.count, 0), location: splitDir });
+        await checkShardFiles(splitFiles, shards);
+        splits.push({ index, images: shards.reduce((sum, shard) => sum + shard.count, 0), location: splitFiles.location });
       }
       const [train, test] = splits;
       if (train.index.classes.length !== test.index.classes.length || train.index.height !== test.index.height || train.index.width !== test.index.width) {

@@ -4,7 +4,7 @@
  * and every restart of a task, sees the same images with the class balance of the data set.
  */
 import { indicesByClass } from './dataset.ts';
-import type { LabelledImages } from './dataset.ts';
+import type { LabelledSet } from './dataset.ts';
 import { createRng, shuffleInPlace } from './prng.ts';
 
 const SAMPLE_STREAM = 0x73616d70; // 'samp'
@@ -26,9 +26,9 @@ export interface StratifiedSampleOptions {
 /**
  * Up to `perClass` indices of each class, drawn uniformly without replacement with a generator
  * seeded from `seed`, returned sorted ascending (cache-friendly reads; order does not matter
- * because batching shuffles).
+ * because batching shuffles). Reads labels only, so an ImageSource samples the same way.
  */
-export function stratifiedSample(dataset: LabelledImages, options: StratifiedSampleOptions): Int32Array {
+export function stratifiedSample(dataset: LabelledSet, options: StratifiedSampleOptions): Int32Array {
   const { perClass, total, seed = 0 } = options;
   if ((perClass === undefined) === (total === undefined)) throw new Error(`stratifiedSample(${dataset.name}): give exactly one of perClass and total`);
   const size = (perClass ?? total) as number;

@@ -31,11 +31,13 @@
  */
 import { engineInfo, tf } from '../engine/backend.ts';
 import { batchCount } from '../data/batches.ts';
-import type { AugmentOptions, Normalization } from '../data/batches.ts';
+import type { AugmentOptions, BatchOptions, Normalization } from '../data/batches.ts';
 import type { ImageDataset } from '../data/dataset.ts';
-import { loadDataset } from '../data/load.ts';
+import type { ImageSource } from '../data/image-source.ts';
+import { openDatasetSource } from '../data/load.ts';
 import { stratifiedSample } from '../data/sampling.ts';
-import { batches as tensorBatches } from '../data/tensor-batches.ts';
+import type { ShardCache } from '../data/shard-cache.ts';
+import { batches as tensorBatches, sourceTensorBatches } from '../data/tensor-batches.ts';
 import type { TensorBatch } from '../data/tensor-batches.ts';
 import { decodeGenome } from '../emo/genome.ts';
 import { countCost } from '../model/cost.ts';
@@ -49,7 +51,7 @@ import { parseWith } from '../schema/validate.ts';
 import { runKeys } from '../store/keys.ts';
 import { AlreadyExistsError, NotFoundError, getJson, putJson } from '../store/object-store.ts';
 import type { ObjectStore } from '../store/object-store.ts';
-import { evaluate } from '../train/evaluate.ts';
+import { evaluateSource } from '../train/evaluate.ts';
 import type { EvaluationResult } from '../train/evaluate.ts';
 import { fit } from '../train/fit.ts';
 import type { EpochBatches } from '../train/fit.ts';
@@ -177,8 +179,35 @@ export interface FineTuneResult {
 }
 
 /** Crop padding for a square-ish image: 2-4 pixels for 28-32 px inputs (torchvision habits), at most 4. */
-function defaultAugment(dataset: ImageDataset): AugmentOptions {
-  return { cropPadding: Math.max(1, Math.min(4, Math.floor(Math.min(dataset.height, dataset.width) / 8))), flip: true };
+function defaultAugment(images: Pick<ImageDataset, 'height' | 'width'>): AugmentOptions {
+  return { cropPadding: Math.max(1, Math.min(4, Math.floor(Math.min(images.height, images.width) / 8))), flip: true };
+}
+
+/** Training data: an in-memory set, or an ImageSource read as needed (a sharded set is streamed). */
+export type FinalizeData = ImageDataset | ImageSource;
+
+function isImageDataset(data: FinalizeData): data is ImageDataset {
+  return (data as ImageDataset).images instanceof Uint8Array;
+}
+
+/** The batches of one training epoch of `data`, created only as they are pulled. */
+function trainingBatches(data: FinalizeData, options: BatchOptions): Iterable<TensorBatch> | AsyncIterable<TensorBatch> {
+  return isImageDataset(data) ? tensorBatches(data, options) : sourceTensorBatches(data, options);
+}
+
+/** The first `count` batches of a stream; the next batch is not pulled (its tensors would leak). */
+async function* firstBatches(batches: Iterable<TensorBatch> | AsyncIterable<TensorBatch>, count: number): AsyncGenerator<TensorBatch> {
+  const iterator: Iterator<TensorBatch> | AsyncIterator<TensorBatch> =
+    Symbol.asyncIterator in batches ? batches[Symbol.asyncIterator]() : (batches as Iterable<TensorBatch>)[Symbol.iterator]();
+  try {
+    for (let produced = 0; produced < count; produced++) {
+      const next = await iterator.next();
+      if (next.done) return;
+      yield next.value;
+    }
+  } finally {
+    await iterator.return?.();
+  }
 }
 
 /**
@@ -186,20 +215,21 @@ function defaultAugment(dataset: ImageDataset): AugmentOptions {
  * the original, for reference). Fractional epochs are supported: `round(epochs * stepsPerEpoch)`
  * optimiser steps in total, the cosine schedule spanning exactly those steps, the last epoch cut
  * short; so 0.25 epochs is a quarter of the work of one, with the same schedule shape.
+ * Either set may be an ImageSource: a sharded set (ImageNet) is then streamed, never held whole.
  */
 export async function fineTuneAndEvaluate(
   pruned: tf.LayersModel,
   original: tf.LayersModel,
-  trainSet: ImageDataset,
-  testSet: ImageDataset,
+  trainSet: FinalizeData,
+  testSet: FinalizeData,
   settings: FineTuneSettings,
 ): Promise<FineTuneResult> {
   const log = settings.log ?? (() => undefined);
   const normalize = settings.normalize ?? 'unit';
   const evalOptions = { batchSize: settings.evalBatchSize ?? 256, normalize, indices: settings.testIndices };
   if (!Number.isFinite(settings.epochs) || settings.epochs < 0) throw new FinalizeError(`fine-tune: epochs must be a finite number >= 0, got ${settings.epochs}`);
-  const originalResult = settings.skipOriginal ? undefined : evaluate(original, testSet, evalOptions);
-  const beforeFineTune = evaluate(pruned, testSet, evalOptions);
+  const originalResult = settings.skipOriginal ? undefined : await evaluateSource(original, testSet, evalOptions);
+  const beforeFineTune = await evaluateSource(pruned, testSet, evalOptions);
   log(
     `fine-tune: ${pruned.name} before: test top-1 ${(beforeFineTune.top1 * 100).toFixed(2)}% loss ${beforeFineTune.loss.toFixed(4)}` +
       (originalResult ? ` (original ${(originalResult.top1 * 100).toFixed(2)}%)` : ''),
@@ -215,9 +245,9 @@ export async function fineTuneAndEvaluate(
   const augment = settings.augment ? defaultAugment(trainSet) : false;
   const data: EpochBatches = {
     stepsPerEpoch,
-    *batches(epoch: number): Generator<TensorBatch> {
+    batches(epoch: number, startStep: number): AsyncIterable<TensorBatch> {
       const limit = Math.min(stepsPerEpoch, totalSteps - epoch * stepsPerEpoch);
-      const source = tensorBatches(trainSet, {
+      const batches = trainingBatches(trainSet, {
         batchSize: settings.batchSize,
         seed: settings.seed,
         epoch,
@@ -226,14 +256,9 @@ export async function fineTuneAndEvaluate(
         normalize,
         dropLast: true,
         indices: settings.trainIndices,
+        startBatch: startStep,
       });
-      // Pull a batch only when it will be used: a batch's tensors are created on `next()`.
-      for (let produced = 0; produced < limit; produced++) {
-        const next = source.next();
-        if (next.done) return;
-        yield next.value;
-      }
-      source.return(undefined);
+      return firstBatches(batches, limit - startStep);
     },
   };
   const wanted = new Set(settings.evaluateAfterEpochs ?? []);
@@ -247,15 +272,15 @@ export async function fineTuneAndEvaluate(
     ...(settings.distillWeight > 0
       ? { distillFrom: { teacher: original, weight: settings.distillWeight, temperature: settings.distillTemperature } }
       : {}),
-    onEpoch: (info) => {
+    onEpoch: async (info) => {
       // Only whole epochs count: a cut-short last epoch is not "after epoch n".
       if (wanted.has(info.epoch + 1) && info.steps === stepsPerEpoch) {
-        checkpoints.push({ epoch: info.epoch + 1, result: evaluate(pruned, testSet, evalOptions) });
+        checkpoints.push({ epoch: info.epoch + 1, result: await evaluateSource(pruned, testSet, evalOptions) });
       }
     },
     log,
   });
-  const afterFineTune = evaluate(pruned, testSet, evalOptions);
+  const afterFineTune = await evaluateSource(pruned, testSet, evalOptions);
   log(
     `fine-tune: ${pruned.name} after ${totalSteps} steps (${(totalSteps / stepsPerEpoch).toFixed(2)} epochs, ${result.seconds.toFixed(1)} s): ` +
       `test top-1 ${(afterFineTune.top1 * 100).toFixed(2)}% loss ${afterFineTune.loss.toFixed(4)}`,
@@ -315,10 +340,10 @@ export interface FinalizeInput {
   readonly division: Division;
   /** Channel analysis of `model` (with the division's pruneResidual). */
   readonly analysis: ChannelAnalysis;
-  /** The training split (fine-tune; `spec.dataset.fineTuneLimit` caps it). */
-  readonly trainSet: ImageDataset;
-  /** The test split (final metrics; `spec.dataset.testLimit` caps it). */
-  readonly testSet: ImageDataset;
+  /** The training split (fine-tune; `spec.dataset.fineTuneLimit` caps it), in memory or read as needed. */
+  readonly trainSet: FinalizeData;
+  /** The test split (final metrics; `spec.dataset.testLimit` caps it), in memory or read as needed. */
+  readonly testSet: FinalizeData;
   readonly log?: StepLog;
   /** Cached boundary features per sub-network id; default: loaded from the store. */
   readonly features?: ReadonlyMap<string, BoundaryFeatures>;
@@ -626,15 +651,19 @@ export async function finalizeTarget(input: FinalizeInput): Promise<FinalizeResu
 export interface FinalizeStepOptions {
   readonly log?: StepLog;
   readonly now?: Date;
-  /** Data sets to use instead of loading `spec.dataset.name` (tests, pre-loaded data). */
-  readonly trainSet?: ImageDataset;
-  readonly testSet?: ImageDataset;
+  /** Data sets to use instead of opening `spec.dataset.name` (tests, pre-loaded data). */
+  readonly trainSet?: FinalizeData;
+  readonly testSet?: FinalizeData;
+  /** Local cache of data read from a remote store (default: shard-source.ts' default). */
+  readonly dataCache?: ShardCache | false;
 }
 
 /**
  * Finalize one target of a run with nothing but the store: reads the manifest and the spec,
- * loads the model the spec names and both splits of its data set, then `finalizeTarget`. A target
- * whose metrics.json exists returns it before anything is loaded (a cheap retry).
+ * loads the model the spec names, opens both splits of its data set (in memory for the small
+ * sets; shard sets, local or in the store, are read as needed: the worker's memory does not
+ * grow with the data set), then `finalizeTarget`. A target whose metrics.json exists returns it
+ * before anything is loaded (a cheap retry).
  */
 export async function runFinalizeStep(store: ObjectStore, runId: string, target: string, options: FinalizeStepOptions = {}): Promise<FinalizeResult> {
   const log: StepLog = options.log ?? (() => undefined);
@@ -653,8 +682,10 @@ export async function runFinalizeStep(store: ObjectStore, runId: string, target:
     }
     const analysis = analyzeChannels(model, { pruneResidual: manifest.division.pruneResidual });
     const dataLog = (message: string): void => log(message);
-    const trainSet = options.trainSet ?? (await loadDataset(spec.dataset.name, { split: 'train', log: dataLog }));
-    const testSet = options.testSet ?? (await loadDataset(spec.dataset.name, { split: 'test', log: dataLog }));
+    const open = (split: 'train' | 'test'): Promise<ImageSource> =>
+      openDatasetSource(spec.dataset.name, { split, store, log: dataLog, ...(options.dataCache !== undefined ? { cache: options.dataCache } : {}) });
+    const trainSet = options.trainSet ?? (await open('train'));
+    const testSet = options.testSet ?? (await open('test'));
     return await finalizeTarget({
       store,
       runId,

@@ -146,6 +146,8 @@ export interface SpecPlanOptions {
   readonly now?: Date;
   /** Whether the data set's files can be looked at from here (checkDataset's `files`). Default true. */
   readonly dataFiles?: boolean;
+  /** The run's store, where a data set location inside it is read from. */
+  readonly store?: ObjectStore;
 }
 
 /** What Plan decides for a spec, and every reason the spec cannot succeed. */
@@ -181,7 +183,7 @@ export async function planSpec(spec: RunSpec, options: SpecPlanOptions): Promise
       resolved.model.dispose();
     }
   }
-  const data = await checkDataset(spec, manifest?.model, { files: options.dataFiles ?? true });
+  const data = await checkDataset(spec, manifest?.model, { files: options.dataFiles ?? true, ...(options.store ? { store: options.store } : {}) });
   issues.push(...data.issues, ...budgetIssues(spec));
   return {
     ...(manifest === undefined ? {} : { manifest }),
@@ -255,6 +257,7 @@ export async function buildManifest(store: ObjectStore, runId: string, options: 
     // A store on this machine's disk is the embedded mode: the workers read the data set from this
     // same filesystem. Elsewhere (a Lambda) the files are in the worker image or its mounts.
     dataFiles: options.dataFiles ?? store.location.startsWith('file:'),
+    store,
   });
   if (planned.issues.length > 0 || planned.manifest === undefined) {
     throw new PlanError(formatIssues(`run spec ${specKey}`, planned.issues));

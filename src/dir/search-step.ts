@@ -4,7 +4,7 @@
  * the sub-network id. A retried job resumes from its newest valid checkpoint (search-task.ts).
  */
 import { analyzeChannels } from '../model/groups.ts';
-import { loadDataset } from '../data/load.ts';
+import { openDatasetSource } from '../data/load.ts';
 import type { ObjectStore } from '../store/object-store.ts';
 import { readManifest, type StepLog } from './manifest.ts';
 import { loadSpecModel, readRunSpec } from './plan.ts';
@@ -31,9 +31,10 @@ export async function runSearchStep(
     if (model.name !== manifest.division.model) {
       throw new SearchTaskError(`run ${runId}: the spec's model '${spec.model}' is '${model.name}', the manifest divided '${manifest.division.model}'`);
     }
-    // The training split is needed only when the boundary features are not cached yet; loading
-    // it is cheap next to a search (Fashion-MNIST comes from a binary cache).
-    const dataset = await loadDataset(spec.dataset.name, { split: 'train', log: (message: string) => log(message) });
+    // The training split is needed only when the boundary features are not cached yet. A shard
+    // set (ImageNet) is opened for random access: the worker reads its search subsets' images and
+    // never the split; the small sets load into memory (Fashion-MNIST from a binary cache).
+    const dataset = await openDatasetSource(spec.dataset.name, { split: 'train', store, log: (message: string) => log(message) });
     const analysis = analyzeChannels(model, { pruneResidual: manifest.division.pruneResidual });
     return await searchSubnetwork({
       store,

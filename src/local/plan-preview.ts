@@ -56,6 +56,7 @@ export async function previewPlan(options: PlanPreviewOptions): Promise<PlanPrev
     specKey: runKeys(runId).spec,
     loadModel: () => loadSpecModel(options.store, spec.model, baseDir),
     dataFiles: true,
+    store: options.store,
   });
   const backendName = await workerBackend();
   const local: Throughput | undefined = (BACKEND_THROUGHPUT as Partial<Record<BackendName, Throughput>>)[backendName];

@@ -17,6 +17,15 @@ export interface ObjectStore {
   readonly location: string;
   /** The object's bytes; NotFoundError when missing. */
   get(key: string): Promise<Uint8Array>;
+  /**
+   * Bytes [offset, offset + length) of the object (an S3 ranged GET): fewer than `length` when the
+   * object ends sooner, none when `offset` is at or past its end; NotFoundError when missing.
+   * How large data sets are read without fetching whole objects (image shards, DESIGN §3 Scale).
+   * With `into` (at least `length` bytes) the bytes are written there and the result is a view of
+   * it: a reader streaming gigabytes reuses its buffers instead of leaving one array per request
+   * for the garbage collector.
+   */
+  getRange(key: string, offset: number, length: number, into?: Uint8Array): Promise<Uint8Array>;
   /** Atomic: readers see the old object or the new one, never a partial write. */
   put(key: string, body: Uint8Array | string, options?: PutOptions): Promise<void>;
   exists(key: string): Promise<boolean>;
@@ -24,6 +33,14 @@ export interface ObjectStore {
   list(prefix: string): Promise<string[]>;
   /** Removing a missing key is not an error. */
   delete(key: string): Promise<void>;
+}
+
+/** Throws RangeError unless offset and length are non-negative safe integers (and `into` holds length bytes). */
+export function assertValidRange(key: string, offset: number, length: number, into?: Uint8Array): void {
+  if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
+    throw new RangeError(`invalid byte range of ${key}: offset ${offset}, length ${length} (non-negative integers)`);
+  }
+  if (into !== undefined && into.length < length) throw new RangeError(`byte range of ${key}: target holds ${into.length} bytes, the range ${length}`);
 }
 
 export class NotFoundError extends Error {

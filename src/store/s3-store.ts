@@ -25,6 +25,7 @@ import {
   InvalidKeyError,
   NotFoundError,
   assertValidKey,
+  assertValidRange,
   compareKeys,
   type ObjectStore,
   type PutOptions,
@@ -79,6 +80,8 @@ function hasStatus(error: unknown, status: number, ...names: string[]): boolean 
 }
 
 const isNotFound = (error: unknown): boolean => hasStatus(error, 404, 'NoSuchKey', 'NotFound');
+/** 416: the range starts at or past the object's end (S3 answers so even for an empty object). */
+const isRangeNotSatisfiable = (error: unknown): boolean => hasStatus(error, 416, 'InvalidRange');
 const isPreconditionFailed = (error: unknown): boolean => hasStatus(error, 412, 'PreconditionFailed');
 const isConditionalConflict = (error: unknown): boolean =>
   hasStatus(error, 409, 'ConditionalRequestConflict');
@@ -144,6 +147,43 @@ export class S3Store implements ObjectStore {
       return await response.Body.transformToByteArray();
     } catch (error) {
       if (isNotFound(error)) throw new NotFoundError(key, this.location);
+      throw error;
+    }
+  }
+
+  async getRange(key: string, offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
+    const fullKey = this.#fullKey(key);
+    assertValidRange(key, offset, length, into);
+    if (length === 0) {
+      // HTTP has no empty range; a HEAD still tells a missing key from an existing one.
+      if (!(await this.exists(key))) throw new NotFoundError(key, this.location);
+      return new Uint8Array();
+    }
+    try {
+      const response = await this.client.send(
+        new GetObjectCommand({ Bucket: this.bucket, Key: fullKey, Range: `bytes=${offset}-${offset + length - 1}` }),
+      );
+      if (response.Body === undefined) return new Uint8Array();
+      const body = response.Body as unknown as Partial<AsyncIterable<Uint8Array>>;
+      if (into !== undefined && response.ContentRange !== undefined && typeof body[Symbol.asyncIterator] === 'function') {
+        // Copy the body's chunks into the caller's buffer as they arrive: no whole-range array.
+        let done = 0;
+        for await (const chunk of body as AsyncIterable<Uint8Array>) {
+          const take = Math.min(chunk.length, length - done);
+          into.set(chunk.subarray(0, take), done);
+          done += take;
+        }
+        return into.subarray(0, done);
+      }
+      const bytes = await response.Body.transformToByteArray();
+      // A server that ignores Range answers 200 with the whole object: cut the range out of it.
+      const range = response.ContentRange === undefined ? bytes.subarray(offset, offset + length) : bytes;
+      if (into === undefined) return response.ContentRange === undefined ? range.slice() : range;
+      into.set(range);
+      return into.subarray(0, range.length);
+    } catch (error) {
+      if (isNotFound(error)) throw new NotFoundError(key, this.location);
+      if (isRangeNotSatisfiable(error)) return new Uint8Array();
       throw error;
     }
   }

@@ -110,6 +110,136 @@ function inputOf(batch: tf.Tensor | Batch): tf.Tensor {
 }
 
 /**
+ * The pooled BN input statistics of one recalibration: `add` one batch at a time (the sync and
+ * the streaming entry points share it), then `finish` writes them, or `abort` restores.
+ */
+class PooledStatistics {
+  readonly targets: BnLayer[];
+  readonly #all: BnLayer[];
+  readonly #probe: tf.LayersModel | undefined;
+  readonly #snapshot: (readonly [tf.Tensor, tf.Tensor])[];
+  readonly #channels: number[];
+  readonly #perBatch: { n: number; means: Float32Array; variances: Float32Array }[][];
+  #restored = false;
+  batches = 0;
+  examples = 0;
+
+  constructor(private readonly model: tf.LayersModel, options: RecalibrateOptions) {
+    this.#all = batchNormLayers(model).map((layer) => describe(model, layer));
+    const selectedNames = options.layers ? new Set(options.layers) : undefined;
+    if (selectedNames) {
+      const known = new Set(this.#all.map((bn) => bn.layer.name));
+      for (const name of selectedNames) {
+        if (!known.has(name)) throw new Error(`recalibrateBatchNorm: model ${model.name} has no BatchNormalization layer '${name}'`);
+      }
+    }
+    this.targets = selectedNames ? this.#all.filter((bn) => selectedNames.has(bn.layer.name)) : this.#all;
+    this.#perBatch = this.targets.map(() => []);
+    this.#channels = this.targets.map((bn) => {
+      const shape = bn.input.shape;
+      const axis = bn.axis < 0 ? shape.length + bn.axis : bn.axis;
+      return shape[axis] as number;
+    });
+    this.#probe = this.targets.length > 0 ? tf.model({ inputs: model.inputs, outputs: this.targets.map((bn) => bn.input) }) : undefined;
+    this.#snapshot = this.targets.length > 0 ? this.#all.map((bn) => [bn.movingMean.read().clone(), bn.movingVariance.read().clone()] as const) : [];
+  }
+
+  /**
+   * Adds one batch (and disposes it when `dispose`); false once `maxBatches` were seen, checked
+   * after the batch so a stream is not asked for one it would not use.
+   */
+  consume(batch: tf.Tensor | Batch, dispose: boolean, maxBatches: number): boolean {
+    try {
+      this.add(inputOf(batch));
+    } finally {
+      if (dispose) disposeInput(batch);
+    }
+    return this.batches < maxBatches;
+  }
+
+  /** Per batch and layer: per-channel mean and (biased) variance, read back to the host. */
+  add(x: tf.Tensor): void {
+    const probe = this.#probe;
+    if (!probe) return;
+    const targets = this.targets;
+    const stats = tf.tidy(() => {
+      const outputs = probe.apply(x, { training: true });
+      const list = Array.isArray(outputs) ? (outputs as tf.Tensor[]) : [outputs as tf.Tensor];
+      return list.map((input, i) => {
+        const axis = targets[i].axis < 0 ? input.rank + targets[i].axis : targets[i].axis;
+        const reduce = [...Array(input.rank).keys()].filter((a) => a !== axis);
+        const { mean, variance } = tf.moments(input, reduce);
+        return { mean, variance, n: input.size / this.#channels[i] };
+      });
+    });
+    for (let i = 0; i < targets.length; i += 1) {
+      this.#perBatch[i].push({ n: stats[i].n, means: stats[i].mean.dataSync() as Float32Array, variances: stats[i].variance.dataSync() as Float32Array });
+      stats[i].mean.dispose();
+      stats[i].variance.dispose();
+    }
+    this.batches += 1;
+    this.examples += x.shape[0] as number;
+  }
+
+  /** Undoes the EMA side effects of the training-mode forward (and keeps unselected layers as they were). */
+  restore(): void {
+    if (this.#restored) return;
+    this.#restored = true;
+    this.#all.forEach((bn, i) => {
+      const saved = this.#snapshot[i];
+      if (!saved) return;
+      bn.movingMean.write(saved[0]);
+      bn.movingVariance.write(saved[1]);
+      saved[0].dispose();
+      saved[1].dispose();
+    });
+  }
+
+  /** Writes the pooled statistics into the selected layers. */
+  finish(): RecalibrateResult {
+    this.restore();
+    if (this.targets.length === 0) return { layers: [], batches: 0, examples: 0 };
+    if (this.batches === 0) throw new Error(`recalibrateBatchNorm: no batches for model ${this.model.name}`);
+    this.targets.forEach((bn, i) => {
+      const c = this.#channels[i];
+      const mean = new Float64Array(c);
+      const variance = new Float64Array(c);
+      let total = 0;
+      for (const { n, means } of this.#perBatch[i]) {
+        total += n;
+        for (let j = 0; j < c; j += 1) mean[j] += n * means[j];
+      }
+      for (let j = 0; j < c; j += 1) mean[j] /= total;
+      for (const { n, means, variances } of this.#perBatch[i]) {
+        for (let j = 0; j < c; j += 1) {
+          const d = means[j] - mean[j];
+          variance[j] += n * (variances[j] + d * d);
+        }
+      }
+      for (let j = 0; j < c; j += 1) variance[j] /= total;
+      const meanT = tf.tensor1d(Float32Array.from(mean));
+      const varianceT = tf.tensor1d(Float32Array.from(variance));
+      bn.movingMean.write(meanT);
+      bn.movingVariance.write(varianceT);
+      meanT.dispose();
+      varianceT.dispose();
+    });
+    return { layers: this.targets.map((bn) => bn.layer.name), batches: this.batches, examples: this.examples };
+  }
+}
+
+function disposeInput(batch: tf.Tensor | Batch): void {
+  if (batch instanceof tf.Tensor) batch.dispose();
+  else disposeBatch(batch);
+}
+
+function checkMaxBatches(options: RecalibrateOptions): number {
+  const maxBatches = options.maxBatches ?? Number.POSITIVE_INFINITY;
+  if (!(maxBatches >= 1)) throw new Error(`recalibrateBatchNorm: maxBatches=${maxBatches} must be >= 1`);
+  return maxBatches;
+}
+
+/**
  * Replaces the moving mean/variance of every (or every selected) BN layer of `model` with the
  * pooled statistics of its input over the batches (inputs as tensors or `Batch`es; labels are
  * not used). Returns what was done. Throws if the stream is empty.
@@ -119,95 +249,35 @@ export function recalibrateBatchNorm(
   batches: Iterable<tf.Tensor | Batch>,
   options: RecalibrateOptions = {},
 ): RecalibrateResult {
-  const all = batchNormLayers(model).map((layer) => describe(model, layer));
-  const selectedNames = options.layers ? new Set(options.layers) : undefined;
-  if (selectedNames) {
-    const known = new Set(all.map((bn) => bn.layer.name));
-    for (const name of selectedNames) {
-      if (!known.has(name)) throw new Error(`recalibrateBatchNorm: model ${model.name} has no BatchNormalization layer '${name}'`);
-    }
-  }
-  const targets = selectedNames ? all.filter((bn) => selectedNames.has(bn.layer.name)) : all;
-  if (targets.length === 0) return { layers: [], batches: 0, examples: 0 };
-
-  const probe = tf.model({ inputs: model.inputs, outputs: targets.map((bn) => bn.input) });
-  const snapshot = all.map((bn) => [bn.movingMean.read().clone(), bn.movingVariance.read().clone()] as const);
-  const channels = targets.map((bn) => {
-    const shape = bn.input.shape;
-    const axis = bn.axis < 0 ? shape.length + bn.axis : bn.axis;
-    return shape[axis] as number;
-  });
-  // Per target: sum of n_b * m_b, and per-batch (n_b, m_b, v_b) for the second pass.
-  const perBatch: { n: number; means: Float32Array; variances: Float32Array }[][] = targets.map(() => []);
+  const maxBatches = checkMaxBatches(options);
+  const pooled = new PooledStatistics(model, options);
+  if (pooled.targets.length === 0) return { layers: [], batches: 0, examples: 0 };
   const disposeBatches = options.disposeBatches ?? true;
-  const maxBatches = options.maxBatches ?? Number.POSITIVE_INFINITY;
-  if (!(maxBatches >= 1)) throw new Error(`recalibrateBatchNorm: maxBatches=${maxBatches} must be >= 1`);
-  let batchCount = 0;
-  let examples = 0;
   try {
-    for (const batch of batches) {
-      try {
-        const x = inputOf(batch);
-        const stats = tf.tidy(() => {
-          const outputs = probe.apply(x, { training: true });
-          const list = Array.isArray(outputs) ? (outputs as tf.Tensor[]) : [outputs as tf.Tensor];
-          return list.map((input, i) => {
-            const axis = targets[i].axis < 0 ? input.rank + targets[i].axis : targets[i].axis;
-            const reduce = [...Array(input.rank).keys()].filter((a) => a !== axis);
-            const { mean, variance } = tf.moments(input, reduce);
-            return { mean, variance, n: input.size / channels[i] };
-          });
-        });
-        for (let i = 0; i < targets.length; i += 1) {
-          perBatch[i].push({ n: stats[i].n, means: stats[i].mean.dataSync() as Float32Array, variances: stats[i].variance.dataSync() as Float32Array });
-          stats[i].mean.dispose();
-          stats[i].variance.dispose();
-        }
-        batchCount += 1;
-        examples += x.shape[0] as number;
-      } finally {
-        if (disposeBatches) {
-          if (batch instanceof tf.Tensor) batch.dispose();
-          else disposeBatch(batch);
-        }
-      }
-      // Checked after the batch, so the stream is not asked for one it would not use.
-      if (batchCount >= maxBatches) break;
-    }
-    if (batchCount === 0) throw new Error(`recalibrateBatchNorm: no batches for model ${model.name}`);
+    for (const batch of batches) if (!pooled.consume(batch, disposeBatches, maxBatches)) break;
   } finally {
-    // Undo the EMA side effects of the training-mode forward (and keep unselected layers as they were).
-    all.forEach((bn, i) => {
-      bn.movingMean.write(snapshot[i][0]);
-      bn.movingVariance.write(snapshot[i][1]);
-      snapshot[i][0].dispose();
-      snapshot[i][1].dispose();
-    });
+    pooled.restore();
   }
+  return pooled.finish();
+}
 
-  targets.forEach((bn, i) => {
-    const c = channels[i];
-    const mean = new Float64Array(c);
-    const variance = new Float64Array(c);
-    let total = 0;
-    for (const { n, means } of perBatch[i]) {
-      total += n;
-      for (let j = 0; j < c; j += 1) mean[j] += n * means[j];
-    }
-    for (let j = 0; j < c; j += 1) mean[j] /= total;
-    for (const { n, means, variances } of perBatch[i]) {
-      for (let j = 0; j < c; j += 1) {
-        const d = means[j] - mean[j];
-        variance[j] += n * (variances[j] + d * d);
-      }
-    }
-    for (let j = 0; j < c; j += 1) variance[j] /= total;
-    const meanT = tf.tensor1d(Float32Array.from(mean));
-    const varianceT = tf.tensor1d(Float32Array.from(variance));
-    bn.movingMean.write(meanT);
-    bn.movingVariance.write(varianceT);
-    meanT.dispose();
-    varianceT.dispose();
-  });
-  return { layers: targets.map((bn) => bn.layer.name), batches: batchCount, examples };
+/**
+ * `recalibrateBatchNorm` over batches that arrive asynchronously: BN re-estimation on a stream
+ * (e.g. `sourceTensorBatches` of a sharded training split), with the same pooled statistics.
+ */
+export async function recalibrateBatchNormStream(
+  model: tf.LayersModel,
+  batches: AsyncIterable<tf.Tensor | Batch> | Iterable<tf.Tensor | Batch>,
+  options: RecalibrateOptions = {},
+): Promise<RecalibrateResult> {
+  const maxBatches = checkMaxBatches(options);
+  const pooled = new PooledStatistics(model, options);
+  if (pooled.targets.length === 0) return { layers: [], batches: 0, examples: 0 };
+  const disposeBatches = options.disposeBatches ?? true;
+  try {
+    for await (const batch of batches) if (!pooled.consume(batch, disposeBatches, maxBatches)) break;
+  } finally {
+    pooled.restore();
+  }
+  return pooled.finish();
 }

@@ -15,8 +15,9 @@ import { tf } from '../engine/backend.ts';
 import type { ImageDataset } from '../data/dataset.ts';
 import { batchCount } from '../data/batches.ts';
 import type { AugmentOptions, Normalization } from '../data/batches.ts';
-import { batches as tensorBatches } from '../data/tensor-batches.ts';
-import { evaluate, evaluationBatches } from './evaluate.ts';
+import type { ImageSource } from '../data/image-source.ts';
+import { batches as tensorBatches, sourceTensorBatches } from '../data/tensor-batches.ts';
+import { evaluateSource, evaluationBatches } from './evaluate.ts';
 
 // Re-exported for callers that import the loop and its evaluation batches together.
 export { evaluationBatches };
@@ -28,14 +29,21 @@ import type { LrSchedule, ScheduleSpec } from './schedules.ts';
 import { DropoutSeeder, classifierLoss, disposeBatch, logitsFn, teacherLogits, trainableVariables, trainStep } from './step.ts';
 import type { Batch, LogitsFn } from './step.ts';
 
-/** Any source of training batches other than an ImageDataset (e.g. cached features). */
+/** Any source of training batches other than images (e.g. cached features, a capped stream). */
 export interface EpochBatches {
   readonly stepsPerEpoch: number;
-  /** The batches of epoch `epoch` (0-based); fit disposes each batch after its step. */
-  batches(epoch: number): Iterable<Batch>;
+  /**
+   * The batches of epoch `epoch` (0-based) from batch `startStep` on (a resumed fit passes its
+   * `startStep` for the first epoch, 0 after); fit disposes each batch after its step.
+   */
+  batches(epoch: number, startStep: number): Iterable<Batch> | AsyncIterable<Batch>;
 }
 
-export type TrainData = ImageDataset | EpochBatches;
+/**
+ * An in-memory set (batched by batches.ts), any ImageSource (read as needed by
+ * stream-batches.ts: a sharded set is streamed through a bounded shuffle buffer), or batches.
+ */
+export type TrainData = ImageDataset | ImageSource | EpochBatches;
 
 export interface DistillOptions {
   /** The teacher (frozen: run in inference mode, never updated). */
@@ -82,10 +90,19 @@ export interface FitOptions {
   readonly labelSmoothing?: number;
   readonly clipGradNorm?: number;
   readonly distillFrom?: DistillOptions;
+  /** ImageSource data: shuffle-buffer images and shards read ahead (stream-batches.ts defaults). */
+  readonly stream?: { readonly shuffleBuffer?: number; readonly prefetch?: number };
   /** Evaluated after every `every`-th epoch (default 1) and after the last. */
-  readonly validation?: { readonly data: ImageDataset; readonly batchSize?: number; readonly every?: number };
+  readonly validation?: { readonly data: ImageDataset | ImageSource; readonly batchSize?: number; readonly every?: number };
   /** Start at this epoch (resume: the schedule and data order continue as if uninterrupted). Default 0. */
   readonly startEpoch?: number;
+  /**
+   * Start at this step of `startEpoch` (resume mid-epoch): the epoch's batches from there on are
+   * the ones an uninterrupted fit would have seen (same order, same augmentation), and the
+   * schedule and dropout continue at the same step. Weights and optimiser state are the caller's
+   * to restore. Default 0.
+   */
+  readonly startStep?: number;
   readonly onEpoch?: (info: EpochInfo) => void | Promise<void>;
   /** Progress line every this many steps (0 = off, the default). Costs one host sync per line. */
   readonly logEverySteps?: number;
@@ -102,6 +119,10 @@ function isDataset(data: TrainData): data is ImageDataset {
   return (data as ImageDataset).images instanceof Uint8Array;
 }
 
+function isEpochBatches(data: TrainData): data is EpochBatches {
+  return typeof (data as EpochBatches).batches === 'function';
+}
+
 /** Trains `model` in place; returns the per-epoch history. */
 export async function fit(model: tf.LayersModel, data: TrainData, options: FitOptions): Promise<FitResult> {
   const { epochs, batchSize } = options;
@@ -111,16 +132,19 @@ export async function fit(model: tf.LayersModel, data: TrainData, options: FitOp
   const seed = options.seed ?? 0;
   const dropLast = options.dropLast ?? true;
   const startEpoch = options.startEpoch ?? 0;
+  const startStep = options.startStep ?? 0;
   const normalize = options.normalize ?? 'unit';
 
-  const stepsPerEpoch = isDataset(data)
-    ? batchCount(options.indices?.length ?? data.count, batchSize, dropLast)
-    : data.stepsPerEpoch;
+  const stepsPerEpoch = isEpochBatches(data) ? data.stepsPerEpoch : batchCount(options.indices?.length ?? data.count, batchSize, dropLast);
   if (stepsPerEpoch < 1) throw new Error(`fit: no full batch of ${batchSize} in the training data`);
-  const epochBatches = (epoch: number): Iterable<Batch> =>
-    isDataset(data)
-      ? tensorBatches(data, { batchSize, seed, epoch, shuffle: true, augment: options.augment ?? false, normalize, dropLast, indices: options.indices })
-      : data.batches(epoch);
+  if (!Number.isInteger(startStep) || startStep < 0 || startStep >= stepsPerEpoch) {
+    throw new Error(`fit: startStep=${startStep} must be an integer in 0..${stepsPerEpoch - 1}`);
+  }
+  const epochBatches = (epoch: number, firstStep: number): Iterable<Batch> | AsyncIterable<Batch> => {
+    if (isEpochBatches(data)) return data.batches(epoch, firstStep);
+    const batchOptions = { batchSize, seed, epoch, shuffle: true, augment: options.augment ?? false, normalize, dropLast, indices: options.indices, startBatch: firstStep };
+    return isDataset(data) ? tensorBatches(data, batchOptions) : sourceTensorBatches(data, { ...batchOptions, ...options.stream });
+  };
 
   const schedule: LrSchedule =
     typeof options.schedule === 'function'
@@ -150,10 +174,11 @@ export async function fit(model: tf.LayersModel, data: TrainData, options: FitOp
       const epochStarted = performance.now();
       let lossSum: tf.Scalar = tf.scalar(0);
       let examples = 0;
-      let steps = 0;
+      // A resumed epoch counts its steps from where it resumed, so the schedule and dropout do.
+      let steps = epoch === startEpoch ? startStep : 0;
       let lr = 0;
       try {
-        for (const batch of epochBatches(epoch)) {
+        for await (const batch of epochBatches(epoch, steps)) {
           try {
             const step = epoch * stepsPerEpoch + steps;
             lr = schedule(step);
@@ -202,7 +227,7 @@ export async function fit(model: tf.LayersModel, data: TrainData, options: FitOp
         const every = options.validation?.every ?? 1;
         const validate = options.validation && ((epoch + 1) % every === 0 || epoch === epochs - 1);
         const validation = validate && options.validation
-          ? evaluate(student, evaluationBatches(options.validation.data, { batchSize: options.validation.batchSize ?? 256, normalize }))
+          ? await evaluateSource(student, options.validation.data, { batchSize: options.validation.batchSize ?? 256, normalize })
           : undefined;
         const info: EpochInfo = {
           epoch,

@@ -123,6 +123,7 @@ describe('submitRun', () => {
     const s3Named: ObjectStore = {
       location: 's3://emo-bucket/team',
       get: (key) => store.get(key),
+      getRange: (key, offset, length, into) => store.getRange(key, offset, length, into),
       put: (key, body, putOptions) => store.put(key, body, putOptions),
       exists: (key) => store.exists(key),
       list: (prefix) => store.list(prefix),

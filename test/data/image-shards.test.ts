@@ -3,8 +3,11 @@ import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import sharp from 'sharp';
+import { storeFiles } from '../../src/data/data-files.ts';
 import { convertImageFolder, preprocessImage } from '../../src/data/image-folder-convert.ts';
+import { FileStore } from '../../src/store/file-store.ts';
 import { readImageShards, readShardIndex } from '../../src/data/image-shards.ts';
 import type { ImageDataset } from '../../src/data/dataset.ts';
 
@@ -91,7 +94,7 @@ test('image-folder tree -> shards -> dataset: labels follow sorted wnids, solid 
     await readImageShards(out, { verify: 'size' });
     await readImageShards(out, { start: 2 }); // the damaged shard is not read
     await writeFile(shard1, bytes.subarray(1));
-    await assert.rejects(readImageShards(out, { verify: 'size' }), /shard-00001\.bin: is 3839 bytes, index\.json says 3840/);
+    await assert.rejects(readImageShards(out, { verify: 'size' }), /shard-00001\.bin: truncated: shorter than the 3840 bytes index\.json says/);
     await assert.rejects(readImageShards(out, { start: 2, end: 4 }), /shard range 2\.\.4 is outside 0\.\.3/);
     await rm(join(out, 'index.json'));
     await assert.rejects(readImageShards(out), /index\.json: missing/);
@@ -151,6 +154,69 @@ test('preprocessImage: shorter side resize then centre crop; greyscale and alpha
     assert.match(index.skipped[0].file, /broken\.JPEG$/);
     await assert.rejects(convertImageFolder({ root: tree, out: join(dir, 'o3'), resize: 16, crop: 20 }), /crop 20 is larger/);
     await assert.rejects(convertImageFolder({ root: tree, out: join(dir, 'o4'), classes: ['n0'] }), /n1 is not in the given class list/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('converter: grey and rectangular crops, written straight into a store prefix and read back from it', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'emo-dir-convert-store-'));
+  try {
+    const root = join(dir, 'train');
+    await makeTree(root);
+    const store = new FileStore(join(dir, 'store'));
+    const out = storeFiles(store, 'datasets/tiny/train');
+    const index = await convertImageFolder({ root, out, resize: 24, crop: { height: 12, width: 20 }, channels: 1, shardSize: 5, concurrency: 2 });
+    assert.deepEqual([index.height, index.width, index.channels], [12, 20, 1]);
+    assert.deepEqual(index.preprocessing, { resizeShorterSide: 24, centreCrop: { height: 12, width: 20 }, colourspace: 'b-w' });
+    assert.deepEqual(await store.list('datasets/tiny/train/'), [
+      'datasets/tiny/train/index.json',
+      ...['00000', '00001', '00002'].flatMap((n) => [`datasets/tiny/train/shard-${n}.bin`, `datasets/tiny/train/shard-${n}.labels`]),
+    ]);
+    const ds = await readImageShards(out);
+    assert.deepEqual([ds.count, ds.height, ds.width, ds.channels], [12, 12, 20, 1]);
+    for (let i = 0; i < ds.count; i++) {
+      // Every pixel is libvips' grey of the class colour, within JPEG error.
+      const [r, g, b] = COLOURS[index.classes[ds.labels[i]]];
+      const grey = (await sharp(Buffer.from([r, g, b]), { raw: { width: 1, height: 1, channels: 3 } }).toColourspace('b-w').raw().toBuffer())[0];
+      for (const value of ds.images.subarray(i * 240, (i + 1) * 240)) assert.ok(Math.abs(value - grey) <= 8, `image ${i}: ${value}, expected about ${grey}`);
+    }
+    // The same tree in RGB at another size: 16x16 from a shorter side of 16.
+    const rgb = await convertImageFolder({ root, out: storeFiles(store, 'datasets/tiny-rgb/train'), resize: 16, crop: 16, shardSize: 12 });
+    assert.deepEqual([rgb.channels, rgb.preprocessing?.colourspace, rgb.shards.length], [3, 'srgb', 1]);
+    await assert.rejects(convertImageFolder({ root, out, resize: 24, crop: 12, channels: 1 }), /datasets\/tiny\/train\/index\.json exists/);
+    await assert.rejects(convertImageFolder({ root, out: join(dir, 'x'), resize: 16, crop: { height: 12, width: 20 } }), /crop 12x20 is larger than the resized shorter side 16/);
+    await assert.rejects(convertImageFolder({ root, out: join(dir, 'y'), channels: 2 as 3 }), /channels must be 1 or 3/);
+    // An index whose crop or colourspace contradicts its geometry is refused, naming the field.
+    const bad = { ...index, preprocessing: { ...index.preprocessing, colourspace: 'srgb' } };
+    await store.put('datasets/tiny/train/index.json', JSON.stringify(bad));
+    await assert.rejects(readShardIndex(out), /index\.json: invalid: preprocessing\.colourspace is srgb for 1-channel images/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('convert-imagenet script: --out s3-style store locations and --store/--prefix, --crop HxW, --channels 1', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'emo-dir-convert-cli-'));
+  try {
+    const root = join(dir, 'train');
+    await makeTree(root);
+    const storeDir = join(dir, 'store');
+    const run = (args: string[]) =>
+      spawnSync(process.execPath, ['--import', 'tsx', 'scripts/convert-imagenet.ts', ...args], { encoding: 'utf8', cwd: process.cwd() });
+    const ok = run(['--root', root, '--store', storeDir, '--prefix', 'datasets/cli/train', '--resize', '20', '--crop', '10x16', '--channels', '1', '--shard-size', '4']);
+    assert.equal(ok.status, 0, ok.stderr);
+    assert.deepEqual(JSON.parse(ok.stdout).count, 12);
+    const index = await readShardIndex(storeFiles(new FileStore(storeDir), 'datasets/cli/train'));
+    assert.deepEqual([index.height, index.width, index.channels, index.shards.length], [10, 16, 1, 3]);
+    const val = run(['--root', root, '--out', join(dir, 'val'), '--classes-from', join(storeDir, 'datasets/cli/train'), '--resize', '16', '--crop', '16']);
+    assert.equal(val.status, 0, val.stderr);
+    assert.deepEqual((await readShardIndex(join(dir, 'val'))).classes, index.classes);
+    const bad = run(['--root', root, '--out', join(dir, 'z'), '--channels', '2']);
+    assert.equal(bad.status, 1);
+    assert.match(bad.stderr, /--channels must be 1 or 3, got 2/);
+    const noPrefix = run(['--root', root, '--out', 's3://some-bucket']);
+    assert.match(noPrefix.stderr, /give a key prefix under the bucket/);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

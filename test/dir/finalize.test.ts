@@ -265,6 +265,7 @@ describe('finalizeTarget', () => {
     const watchedStore: ObjectStore = {
       location: store.location,
       get: (key) => (storeCalls.push(`get ${key}`), store.get(key)),
+      getRange: (key, offset, length, into) => (storeCalls.push(`getRange ${key}`), store.getRange(key, offset, length, into)),
       put: (key, body, options) => (storeCalls.push(`put ${key}`), store.put(key, body, options)),
       exists: (key) => (storeCalls.push(`exists ${key}`), store.exists(key)),
       list: (prefix) => (storeCalls.push(`list ${prefix}`), store.list(prefix)),

@@ -46,6 +46,7 @@ function asBucket(inner: ObjectStore): ObjectStore {
   return {
     location: `s3://${BUCKET}`,
     get: (key) => inner.get(key),
+    getRange: (key, offset, length, into) => inner.getRange(key, offset, length, into),
     exists: (key) => inner.exists(key),
     list: (prefix) => inner.list(prefix),
     delete: (key) => inner.delete(key),

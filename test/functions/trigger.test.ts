@@ -51,6 +51,7 @@ function countingStore(inner: ObjectStore): { store: ObjectStore; writes: Map<st
   const store: ObjectStore = {
     location: inner.location,
     get: (key) => inner.get(key),
+    getRange: (key, offset, length, into) => inner.getRange(key, offset, length, into),
     exists: (key) => inner.exists(key),
     list: (prefix) => inner.list(prefix),
     delete: (key) => inner.delete(key),

@@ -28,6 +28,7 @@ function objectStore(inner: ObjectStore, puts: string[]): ObjectStore {
   return {
     location: 's3://bucket/prefix',
     get: (key) => inner.get(key),
+    getRange: (key, offset, length, into) => inner.getRange(key, offset, length, into),
     exists: (key) => inner.exists(key),
     list: (prefix) => inner.list(prefix),
     delete: (key) => inner.delete(key),

@@ -31,6 +31,13 @@ class MemoryStore implements ObjectStore {
     return body.slice();
   }
 
+  async getRange(key: string, offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
+    const bytes = (await this.get(key)).slice(offset, offset + length);
+    if (!into) return bytes;
+    into.set(bytes);
+    return into.subarray(0, bytes.length);
+  }
+
   async put(key: string, body: Uint8Array | string): Promise<void> {
     assertValidKey(key);
     this.objects.set(key, typeof body === 'string' ? new TextEncoder().encode(body) : body.slice());

@@ -16,21 +16,13 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { AlreadyExistsError, NotFoundError } from '../../src/store/object-store.ts';
 import { DEFAULT_MAX_ATTEMPTS, S3Store } from '../../src/store/s3-store.ts';
 import { runStoreSuite } from './store-suite.ts';
-import { startS3rver, type RunningS3rver } from './s3rver.ts';
+import { s3rverStoreOptions, startS3rver, type RunningS3rver } from './s3rver.ts';
 
 let s3rver: RunningS3rver | undefined;
 let client: S3Client | undefined;
 before(async () => {
   s3rver = await startS3rver();
-  client = new S3Store({
-    bucket: s3rver.bucket,
-    endpoint: s3rver.endpoint,
-    forcePathStyle: true,
-    region: 'us-east-1',
-    // s3rver checks signatures against these fixed credentials.
-    credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
-    maxAttempts: 2,
-  }).client;
+  client = new S3Store(s3rverStoreOptions(s3rver)).client;
 });
 after(async () => {
   client?.destroy();
@@ -154,6 +146,18 @@ describe('S3Store against a mocked S3 client', () => {
     mock.on(HeadObjectCommand).rejects(s3Error('NotFound', 404));
     await assert.rejects(mockedStore().get('missing'), NotFoundError);
     assert.equal(await mockedStore().exists('missing'), false);
+  });
+
+  it('reads ranges with an HTTP Range header; 416 is an empty range; a 200 without Content-Range is cut', async () => {
+    mock.reset();
+    mock.on(GetObjectCommand, { Key: 'base/dir/d/partial' }).resolves({ Body: bodyOf('cdef'), ContentRange: 'bytes 2-5/10' });
+    mock.on(GetObjectCommand, { Key: 'base/dir/d/ignores-range' }).resolves({ Body: bodyOf('abcdefghij') });
+    mock.on(GetObjectCommand, { Key: 'base/dir/d/empty' }).rejects(s3Error('InvalidRange', 416));
+    const store = mockedStore();
+    assert.equal(Buffer.from(await store.getRange('d/partial', 2, 4)).toString(), 'cdef');
+    assert.equal(mock.commandCalls(GetObjectCommand)[0].args[0].input.Range, 'bytes=2-5');
+    assert.equal(Buffer.from(await store.getRange('d/ignores-range', 2, 4)).toString(), 'cdef');
+    assert.equal((await store.getRange('d/empty', 0, 10)).byteLength, 0);
   });
 
   it('follows ListObjectsV2 continuation tokens and strips the key prefix', async () => {

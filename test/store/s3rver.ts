@@ -7,6 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import type { S3StoreOptions } from '../../src/store/s3-store.ts';
 
 export interface RunningS3rver {
   readonly endpoint: string;
@@ -18,6 +19,18 @@ export interface RunningS3rver {
 // longer on a loaded machine; a child that fails exits and is reported at once.
 const START_TIMEOUT_MS = 5 * 60_000;
 const STOP_TIMEOUT_MS = 5_000;
+
+/** S3Store options for a running s3rver: its endpoint, path-style URLs and the fixed credentials it checks. */
+export function s3rverStoreOptions(s3rver: RunningS3rver): S3StoreOptions {
+  return {
+    bucket: s3rver.bucket,
+    endpoint: s3rver.endpoint,
+    forcePathStyle: true,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+    maxAttempts: 2,
+  };
+}
 
 export async function startS3rver(bucket = 'emo-dir-test'): Promise<RunningS3rver> {
   const directory = await mkdtemp(join(tmpdir(), 'emo-dir-s3rver-'));

@@ -55,6 +55,38 @@ export function runStoreSuite(
       assert.equal(await store.exists('runs/r1/empty'), true);
     });
 
+    it('reads byte ranges: inside, clipped at the end, past the end, empty; missing keys and bad ranges fail', async () => {
+      const store = await makeStore();
+      const bytes = Uint8Array.from({ length: 1000 }, (_, i) => (i * 13 + 5) % 256);
+      await store.put('datasets/d/train/shard-00000.bin', bytes);
+      const key = 'datasets/d/train/shard-00000.bin';
+      assert.deepEqual(await store.getRange(key, 0, 10), bytes.subarray(0, 10));
+      assert.deepEqual(await store.getRange(key, 377, 150), bytes.subarray(377, 527));
+      assert.deepEqual(await store.getRange(key, 990, 100), bytes.subarray(990), 'a range running past the end is clipped');
+      assert.deepEqual(await store.getRange(key, 0, 1000), bytes);
+      assert.equal((await store.getRange(key, 1000, 5)).byteLength, 0, 'a range starting at the end is empty');
+      assert.equal((await store.getRange(key, 5000, 5)).byteLength, 0, 'a range starting past the end is empty');
+      assert.equal((await store.getRange(key, 10, 0)).byteLength, 0);
+      // Into a caller's buffer: the bytes land there and the result is a view of it.
+      const into = new Uint8Array(200).fill(0xee);
+      const landed = await store.getRange(key, 377, 150, into);
+      assert.deepEqual(landed, bytes.subarray(377, 527));
+      assert.equal(landed.buffer, into.buffer);
+      assert.deepEqual(into.subarray(0, 150), bytes.subarray(377, 527));
+      assert.equal(into[150], 0xee, 'nothing past the range is written');
+      assert.deepEqual(await store.getRange(key, 990, 100, into), bytes.subarray(990));
+      await assert.rejects(store.getRange(key, 0, 300, into), /target holds 200 bytes/);
+      for (const length of [0, 10]) {
+        await assert.rejects(store.getRange('datasets/d/missing.bin', 0, length), (error: unknown) => {
+          assert.ok(error instanceof NotFoundError, `expected NotFoundError, got ${String(error)}`);
+          assert.equal(error.key, 'datasets/d/missing.bin');
+          return true;
+        });
+      }
+      await assert.rejects(store.getRange(key, -1, 10), /invalid byte range .*shard-00000\.bin: offset -1/);
+      await assert.rejects(store.getRange(key, 0, 1.5), /invalid byte range/);
+    });
+
     it('round-trips JSON through putJson/getJson', async () => {
       const store = await makeStore();
       const value = { runId: 'r1', subnetworks: [0, 1, 2], nested: { ok: true } };

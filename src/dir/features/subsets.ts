@@ -1,5 +1,5 @@
 /** The fixed search subsets of the training data that boundary features are computed on. */
-import type { LabelledImages } from '../../data/dataset.ts';
+import type { LabelledSet } from '../../data/dataset.ts';
 import { stratifiedSample } from '../../data/sampling.ts';
 
 /** The fixed search subsets: indices into the training set, disjoint, sorted ascending. */
@@ -19,7 +19,7 @@ export interface SearchSubsetOptions {
 }
 
 /** Draws the search-train and search-validation subsets of `dataset` (the training split: an ImageDataset or ImageSource). */
-export function drawSearchSubsets(dataset: LabelledImages, options: SearchSubsetOptions): SearchSubsets {
+export function drawSearchSubsets(dataset: LabelledSet, options: SearchSubsetOptions): SearchSubsets {
   if (options.searchTrain + options.searchVal > dataset.count) {
     throw new Error(
       `search subsets of ${dataset.name}: searchTrain ${options.searchTrain} + searchVal ${options.searchVal} exceed its ${dataset.count} images`,
