@@ -38,6 +38,7 @@ import { openDatasetSource } from '../data/load.ts';
 import { stratifiedSample } from '../data/sampling.ts';
 import type { ShardCache } from '../data/shard-cache.ts';
 import { batches as tensorBatches, sourceTensorBatches } from '../data/tensor-batches.ts';
+import { prepareSourceBatches } from '../data/stream-batches.ts';
 import type { TensorBatch } from '../data/tensor-batches.ts';
 import { decodeGenome } from '../emo/genome.ts';
 import { countCost } from '../model/cost.ts';
@@ -228,37 +229,41 @@ export async function fineTuneAndEvaluate(
   const normalize = settings.normalize ?? 'unit';
   const evalOptions = { batchSize: settings.evalBatchSize ?? 256, normalize, indices: settings.testIndices };
   if (!Number.isFinite(settings.epochs) || settings.epochs < 0) throw new FinalizeError(`fine-tune: epochs must be a finite number >= 0, got ${settings.epochs}`);
+  const trainCount = settings.trainIndices?.length ?? trainSet.count;
+  const stepsPerEpoch = batchCount(trainCount, settings.batchSize, true);
+  const totalSteps = settings.epochs > 0 && stepsPerEpoch > 0 ? Math.max(1, Math.round(settings.epochs * stepsPerEpoch)) : 0;
+  const augment = settings.augment ? defaultAugment(trainSet) : false;
+  const trainOptions = (epoch: number, startStep: number): BatchOptions => ({
+    batchSize: settings.batchSize,
+    seed: settings.seed,
+    epoch,
+    shuffle: true,
+    augment,
+    normalize,
+    dropLast: true,
+    indices: settings.trainIndices,
+    startBatch: startStep,
+  });
+  // A streamed training set's first epoch would fault in fresh buffers (its shuffle buffer, the
+  // shards in flight) on the training thread; the helper thread does it while the evaluations
+  // below run. A failure here surfaces in the epoch itself.
+  if (totalSteps > 0 && !isImageDataset(trainSet)) void prepareSourceBatches(trainSet, trainOptions(0, 0)).catch(() => undefined);
   const originalResult = settings.skipOriginal ? undefined : await evaluateSource(original, testSet, evalOptions);
   const beforeFineTune = await evaluateSource(pruned, testSet, evalOptions);
   log(
     `fine-tune: ${pruned.name} before: test top-1 ${(beforeFineTune.top1 * 100).toFixed(2)}% loss ${beforeFineTune.loss.toFixed(4)}` +
       (originalResult ? ` (original ${(originalResult.top1 * 100).toFixed(2)}%)` : ''),
   );
-  const trainCount = settings.trainIndices?.length ?? trainSet.count;
-  const stepsPerEpoch = batchCount(trainCount, settings.batchSize, true);
-  const totalSteps = settings.epochs > 0 && stepsPerEpoch > 0 ? Math.max(1, Math.round(settings.epochs * stepsPerEpoch)) : 0;
   if (totalSteps === 0) {
     if (settings.epochs > 0) log(`fine-tune: skipped, no full batch of ${settings.batchSize} in ${trainCount} training images`);
     return { ...(originalResult ? { original: originalResult } : {}), beforeFineTune, afterFineTune: beforeFineTune, checkpoints: [], epochs: 0, steps: 0, seconds: 0 };
   }
   const wholeEpochs = Math.ceil(totalSteps / stepsPerEpoch);
-  const augment = settings.augment ? defaultAugment(trainSet) : false;
   const data: EpochBatches = {
     stepsPerEpoch,
     batches(epoch: number, startStep: number): AsyncIterable<TensorBatch> {
       const limit = Math.min(stepsPerEpoch, totalSteps - epoch * stepsPerEpoch);
-      const batches = trainingBatches(trainSet, {
-        batchSize: settings.batchSize,
-        seed: settings.seed,
-        epoch,
-        shuffle: true,
-        augment,
-        normalize,
-        dropLast: true,
-        indices: settings.trainIndices,
-        startBatch: startStep,
-      });
-      return firstBatches(batches, limit - startStep);
+      return firstBatches(trainingBatches(trainSet, trainOptions(epoch, startStep)), limit - startStep);
     },
   };
   const wanted = new Set(settings.evaluateAfterEpochs ?? []);
