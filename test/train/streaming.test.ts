@@ -169,7 +169,7 @@ describe('fit on a stream', () => {
     }
   });
 
-  test('a streamed fine-tune (its buffers readied during the before-evaluation) trains on the batches fit streams', async () => {
+  test('a streamed fine-tune whose first epoch starts during the before-evaluation trains on the batches fit streams', async () => {
     const data = stripes(48);
     await writeImageShards(join(dir, 'early'), data, { shardSize: 10 });
     const source = await openShardSource(join(dir, 'early'));
