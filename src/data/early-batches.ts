@@ -7,7 +7,10 @@
 export interface EarlyBatches<T extends { dispose(): void }> {
   /** The whole stream, first batch included (once; its first batch may still be in the making). */
   take(): AsyncIterable<T>;
-  /** Ends the stream if it was never taken (disposes the batch pulled early); idempotent. */
+  /**
+   * Ends the stream unless a taken stream is being iterated (disposes the batch pulled early);
+   * idempotent. A stream taken but never iterated then yields nothing.
+   */
   close(): Promise<void>;
 }
 
@@ -20,12 +23,16 @@ export function startEarly<T extends { dispose(): void }>(batches: AsyncIterable
   const first = iterator.next();
   // Handled where the stream is taken or closed.
   first.catch(() => undefined);
-  let taken = false;
+  // 'running' once the taken stream is iterated: until then close() may still end it.
+  let state: 'untaken' | 'taken' | 'running' | 'closed' = 'untaken';
+  const closed = (): boolean => state === 'closed';
   return {
     take(): AsyncIterable<T> {
-      if (taken) throw new Error('startEarly: the stream was already taken or closed');
-      taken = true;
+      if (state !== 'untaken') throw new Error('startEarly: the stream was already taken or closed');
+      state = 'taken';
       return (async function* (): AsyncGenerator<T> {
+        if (closed()) return;
+        state = 'running';
         try {
           for (let next = await first; !next.done; next = await iterator.next()) yield next.value;
         } finally {
@@ -34,8 +41,8 @@ export function startEarly<T extends { dispose(): void }>(batches: AsyncIterable
       })();
     },
     async close(): Promise<void> {
-      if (taken) return;
-      taken = true;
+      if (state === 'running' || state === 'closed') return;
+      state = 'closed';
       try {
         const early = await first;
         if (!early.done) early.value.dispose();

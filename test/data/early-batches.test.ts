@@ -67,6 +67,17 @@ test('startEarly: a consumer stopping early ends the stream; close() of an untak
   assert.deepEqual(untaken.events, ['start', 'pull 0', 'end']);
   assert.equal(untaken.items[0].disposed, true);
   assert.throws(() => early.take(), /already taken or closed/);
+
+  // Taken but never iterated (the consumer failed first): close() still ends it.
+  const idle = recorded(5);
+  const neverIterated = startEarly(idle.batches);
+  const taken = neverIterated.take();
+  await neverIterated.close();
+  assert.deepEqual(idle.events, ['start', 'pull 0', 'end']);
+  assert.equal(idle.items[0].disposed, true);
+  const late: number[] = [];
+  for await (const item of taken) late.push(item.value);
+  assert.deepEqual(late, [], 'a closed stream yields nothing, not its disposed first item');
 });
 
 test('startEarly: a failure of the early pull is reported by the taken stream (and swallowed by close)', async () => {
