@@ -18,9 +18,10 @@ import { augmentRng, batchCount, drawTransform, epochOrder, IDENTITY_TRANSFORM, 
 import type { ArrayBatch, AugmentOptions, BatchOptions, PixelMap } from './batches.ts';
 import { isShardedSource } from './image-source.ts';
 import type { ImageSource, ShardedImageSource } from './image-source.ts';
-import { sharedBytes } from './hash-thread.ts';
+import { prefaultShared, sharedBytes } from './hash-thread.ts';
 import type { Rng } from './prng.ts';
 import { StreamPlan } from './stream-order.ts';
+import type { StreamOrderOptions } from './stream-order.ts';
 
 export interface SourceBatchOptions extends BatchOptions {
   /** Shuffle-buffer slots (images) of a streamed, shuffled epoch. Default DEFAULT_SHUFFLE_BUFFER. */
@@ -118,6 +119,29 @@ class BufferPool {
   release(buffer: Uint8Array): void {
     if (this.#free.length < this.maxFree) this.#free.push(buffer);
   }
+
+  /**
+   * Makes free buffers of (at least) `sizes` bytes ready: the free ones that fit are kept, the
+   * missing ones allocated (up to the pool's bound) and faulted in on the helper thread, largest
+   * first. Resolves when they are; they may be acquired and used before.
+   */
+  async reserve(sizes: readonly number[]): Promise<void> {
+    const unmatched = [...this.#free];
+    const fresh: Uint8Array[] = [];
+    for (const bytes of [...sizes].sort((a, b) => b - a)) {
+      let best = -1;
+      unmatched.forEach((buffer, i) => {
+        if (buffer.length >= bytes && (best < 0 || buffer.length < unmatched[best].length)) best = i;
+      });
+      if (best >= 0) unmatched.splice(best, 1);
+      else if (this.#free.length < this.maxFree) {
+        const buffer = sharedBytes(bytes);
+        this.#free.push(buffer);
+        fresh.push(buffer);
+      }
+    }
+    for (const buffer of fresh) await prefaultShared(buffer);
+  }
 }
 
 /** Enough free buffers for one stream's shuffle buffer and its shards in flight at the default prefetch. */
@@ -209,20 +233,53 @@ function checkOptions(source: ImageSource, options: SourceBatchOptions): void {
   if (options.augment) validateAugment(options.augment, source);
 }
 
+/** Whether an epoch of `source` with `options` is streamed, and which images it selects then. */
+function streamSelection(source: ImageSource, options: SourceBatchOptions): { readonly source: ShardedImageSource; readonly selected: Uint8Array | undefined } | undefined {
+  if (!isShardedSource(source)) return undefined;
+  const indices = options.indices;
+  if (indices === undefined) return { source, selected: undefined };
+  // Without shuffling a stream gives index order, so only an ascending subset can be streamed.
+  const selected = (options.shuffle ?? true) || isAscending(indices) ? selectionFlags(source.count, indices) : undefined;
+  return selected === undefined ? undefined : { source, selected };
+}
+
 /** The batches of one epoch of `source` (see the module comment for which reader is used). */
 export async function* sourceBatches(source: ImageSource, options: SourceBatchOptions): AsyncGenerator<ArrayBatch> {
   checkOptions(source, options);
-  const shuffle = options.shuffle ?? true;
-  if (isShardedSource(source)) {
-    const indices = options.indices;
-    // Without shuffling a stream gives index order, so only an ascending subset can be streamed.
-    const selected = indices === undefined ? undefined : shuffle || isAscending(indices) ? selectionFlags(source.count, indices) : undefined;
-    if (indices === undefined || selected !== undefined) {
-      yield* streamedBatches(source, options, selected);
-      return;
-    }
-  }
-  yield* randomAccessBatches(source, options);
+  const stream = streamSelection(source, options);
+  if (stream) yield* streamedBatches(stream.source, options, stream.selected);
+  else yield* randomAccessBatches(source, options);
+}
+
+/**
+ * Readies the memory a streamed epoch of `source` with `options` will hold (its shuffle buffer
+ * and the shards it has in flight), faulted in on the helper thread, so that the epoch's first
+ * pass over fresh buffers does not run on the training thread. Call it well before the epoch
+ * (finalize calls it before its "before" evaluation); resolves when the memory is ready. Nothing
+ * to do for an epoch read by random access.
+ */
+export async function prepareSourceBatches(source: ImageSource, options: SourceBatchOptions): Promise<void> {
+  checkOptions(source, options);
+  const stream = streamSelection(source, options);
+  if (!stream) return;
+  const plan = new StreamPlan(planOptions(stream.source, options, stream.selected));
+  const perImage = source.height * source.width * source.channels;
+  const largestShard = Math.max(0, ...plan.shardOrder.map((shard) => stream.source.shardCounts[shard]));
+  // The current shard and `prefetch` read ahead (ShardReader), and the buffer's slots.
+  const sizes = Array.from({ length: Math.min(plan.shardOrder.length, (options.prefetch ?? 2) + 1) }, () => largestShard * perImage);
+  if (plan.capacity > 0) sizes.push(plan.capacity * perImage);
+  await pool.reserve(sizes);
+}
+
+function planOptions(source: ShardedImageSource, options: SourceBatchOptions, selected: Uint8Array | undefined): StreamOrderOptions {
+  return {
+    shardCounts: source.shardCounts,
+    shuffle: options.shuffle ?? true,
+    seed: options.seed ?? 0,
+    epoch: options.epoch ?? 0,
+    shuffleBuffer: options.shuffleBuffer ?? DEFAULT_SHUFFLE_BUFFER,
+    ...(selected ? { selected } : {}),
+  };
 }
 
 async function* randomAccessBatches(source: ImageSource, options: SourceBatchOptions): AsyncGenerator<ArrayBatch> {
@@ -258,16 +315,8 @@ async function* randomAccessBatches(source: ImageSource, options: SourceBatchOpt
 
 async function* streamedBatches(source: ShardedImageSource, options: SourceBatchOptions, selected: Uint8Array | undefined): AsyncGenerator<ArrayBatch> {
   const { batchSize, dropLast = false, seed = 0, epoch = 0, startBatch = 0 } = options;
-  const shuffle = options.shuffle ?? true;
   const augment = options.augment || undefined;
-  const plan = new StreamPlan({
-    shardCounts: source.shardCounts,
-    shuffle,
-    seed,
-    epoch,
-    shuffleBuffer: options.shuffleBuffer ?? DEFAULT_SHUFFLE_BUFFER,
-    ...(selected ? { selected } : {}),
-  });
+  const plan = new StreamPlan(planOptions(source, options, selected));
   const batches = batchCount(plan.total, batchSize, dropLast);
   if (startBatch >= batches) return;
   const emitLimit = Math.min(plan.total, batches * batchSize);

@@ -38,6 +38,9 @@ import { openDatasetSource } from '../data/load.ts';
 import { stratifiedSample } from '../data/sampling.ts';
 import type { ShardCache } from '../data/shard-cache.ts';
 import { batches as tensorBatches, sourceTensorBatches } from '../data/tensor-batches.ts';
+import { prepareSourceBatches } from '../data/stream-batches.ts';
+import { startEarly } from '../data/early-batches.ts';
+import type { EarlyBatches } from '../data/early-batches.ts';
 import type { TensorBatch } from '../data/tensor-batches.ts';
 import { decodeGenome } from '../emo/genome.ts';
 import { countCost } from '../model/cost.ts';
@@ -228,58 +231,84 @@ export async function fineTuneAndEvaluate(
   const normalize = settings.normalize ?? 'unit';
   const evalOptions = { batchSize: settings.evalBatchSize ?? 256, normalize, indices: settings.testIndices };
   if (!Number.isFinite(settings.epochs) || settings.epochs < 0) throw new FinalizeError(`fine-tune: epochs must be a finite number >= 0, got ${settings.epochs}`);
-  const originalResult = settings.skipOriginal ? undefined : await evaluateSource(original, testSet, evalOptions);
-  const beforeFineTune = await evaluateSource(pruned, testSet, evalOptions);
+  const trainCount = settings.trainIndices?.length ?? trainSet.count;
+  const stepsPerEpoch = batchCount(trainCount, settings.batchSize, true);
+  const totalSteps = settings.epochs > 0 && stepsPerEpoch > 0 ? Math.max(1, Math.round(settings.epochs * stepsPerEpoch)) : 0;
+  const augment = settings.augment ? defaultAugment(trainSet) : false;
+  const trainOptions = (epoch: number, startStep: number): BatchOptions => ({
+    batchSize: settings.batchSize,
+    seed: settings.seed,
+    epoch,
+    shuffle: true,
+    augment,
+    normalize,
+    dropLast: true,
+    indices: settings.trainIndices,
+    startBatch: startStep,
+  });
+  // A streamed training set starts its first epoch now: its fresh buffers (shuffle buffer, shards
+  // in flight) are faulted in on the helper thread and its shuffle buffer fills while the
+  // evaluations below run, so the first timed steps pay for neither (an in-memory set has paid
+  // its reads already). The cost: during the evaluations both streams hold their buffers. A
+  // failure of the early start surfaces in the epoch itself.
+  let firstEpoch: EarlyBatches<TensorBatch> | undefined;
+  if (totalSteps > 0 && !isImageDataset(trainSet)) {
+    void prepareSourceBatches(trainSet, trainOptions(0, 0)).catch(() => undefined);
+    firstEpoch = startEarly(sourceTensorBatches(trainSet, trainOptions(0, 0)));
+  }
+  let originalResult: EvaluationResult | undefined;
+  let beforeFineTune: EvaluationResult;
+  try {
+    originalResult = settings.skipOriginal ? undefined : await evaluateSource(original, testSet, evalOptions);
+    beforeFineTune = await evaluateSource(pruned, testSet, evalOptions);
+  } catch (error) {
+    await firstEpoch?.close();
+    throw error;
+  }
   log(
     `fine-tune: ${pruned.name} before: test top-1 ${(beforeFineTune.top1 * 100).toFixed(2)}% loss ${beforeFineTune.loss.toFixed(4)}` +
       (originalResult ? ` (original ${(originalResult.top1 * 100).toFixed(2)}%)` : ''),
   );
-  const trainCount = settings.trainIndices?.length ?? trainSet.count;
-  const stepsPerEpoch = batchCount(trainCount, settings.batchSize, true);
-  const totalSteps = settings.epochs > 0 && stepsPerEpoch > 0 ? Math.max(1, Math.round(settings.epochs * stepsPerEpoch)) : 0;
   if (totalSteps === 0) {
     if (settings.epochs > 0) log(`fine-tune: skipped, no full batch of ${settings.batchSize} in ${trainCount} training images`);
     return { ...(originalResult ? { original: originalResult } : {}), beforeFineTune, afterFineTune: beforeFineTune, checkpoints: [], epochs: 0, steps: 0, seconds: 0 };
   }
   const wholeEpochs = Math.ceil(totalSteps / stepsPerEpoch);
-  const augment = settings.augment ? defaultAugment(trainSet) : false;
+  let firstEpochTaken = false;
   const data: EpochBatches = {
     stepsPerEpoch,
     batches(epoch: number, startStep: number): AsyncIterable<TensorBatch> {
       const limit = Math.min(stepsPerEpoch, totalSteps - epoch * stepsPerEpoch);
-      const batches = trainingBatches(trainSet, {
-        batchSize: settings.batchSize,
-        seed: settings.seed,
-        epoch,
-        shuffle: true,
-        augment,
-        normalize,
-        dropLast: true,
-        indices: settings.trainIndices,
-        startBatch: startStep,
-      });
-      return firstBatches(batches, limit - startStep);
+      const early = epoch === 0 && startStep === 0 && !firstEpochTaken ? firstEpoch : undefined;
+      if (early) firstEpochTaken = true;
+      return firstBatches(early ? early.take() : trainingBatches(trainSet, trainOptions(epoch, startStep)), limit - startStep);
     },
   };
   const wanted = new Set(settings.evaluateAfterEpochs ?? []);
   const checkpoints: { epoch: number; result: EvaluationResult }[] = [];
-  const result = await fit(pruned, data, {
-    epochs: wholeEpochs,
-    batchSize: settings.batchSize,
-    optimizer: { kind: 'sgd', momentum: 0.9, nesterov: true, weightDecay: settings.weightDecay },
-    schedule: cosineLr({ lr: settings.learningRate, totalSteps }),
-    seed: settings.seed,
-    ...(settings.distillWeight > 0
-      ? { distillFrom: { teacher: original, weight: settings.distillWeight, temperature: settings.distillTemperature } }
-      : {}),
-    onEpoch: async (info) => {
-      // Only whole epochs count: a cut-short last epoch is not "after epoch n".
-      if (wanted.has(info.epoch + 1) && info.steps === stepsPerEpoch) {
-        checkpoints.push({ epoch: info.epoch + 1, result: await evaluateSource(pruned, testSet, evalOptions) });
-      }
-    },
-    log,
-  });
+  let result: Awaited<ReturnType<typeof fit>>;
+  try {
+    result = await fit(pruned, data, {
+      epochs: wholeEpochs,
+      batchSize: settings.batchSize,
+      optimizer: { kind: 'sgd', momentum: 0.9, nesterov: true, weightDecay: settings.weightDecay },
+      schedule: cosineLr({ lr: settings.learningRate, totalSteps }),
+      seed: settings.seed,
+      ...(settings.distillWeight > 0
+        ? { distillFrom: { teacher: original, weight: settings.distillWeight, temperature: settings.distillTemperature } }
+        : {}),
+      onEpoch: async (info) => {
+        // Only whole epochs count: a cut-short last epoch is not "after epoch n".
+        if (wanted.has(info.epoch + 1) && info.steps === stepsPerEpoch) {
+          checkpoints.push({ epoch: info.epoch + 1, result: await evaluateSource(pruned, testSet, evalOptions) });
+        }
+      },
+      log,
+    });
+  } finally {
+    // Ends the early-started epoch if fit failed before taking it.
+    await firstEpoch?.close();
+  }
   const afterFineTune = await evaluateSource(pruned, testSet, evalOptions);
   log(
     `fine-tune: ${pruned.name} after ${totalSteps} steps (${(totalSteps / stepsPerEpoch).toFixed(2)} epochs, ${result.seconds.toFixed(1)} s): ` +

@@ -24,6 +24,8 @@ import { recalibrateBatchNorm, recalibrateBatchNormStream } from '../../src/trai
 import { evaluate, evaluateSource } from '../../src/train/evaluate.ts';
 import { fit } from '../../src/train/fit.ts';
 import type { EpochBatches, FitOptions } from '../../src/train/fit.ts';
+import { cosineLr } from '../../src/train/schedules.ts';
+import { fineTuneAndEvaluate } from '../../src/dir/finalize.ts';
 
 let dir: string;
 before(async () => {
@@ -164,6 +166,46 @@ describe('fit on a stream', () => {
     } finally {
       uninterrupted.dispose();
       crashed.dispose();
+    }
+  });
+
+  test('a streamed fine-tune whose first epoch starts during the before-evaluation trains on the batches fit streams', async () => {
+    const data = stripes(48);
+    await writeImageShards(join(dir, 'early'), data, { shardSize: 10 });
+    const source = await openShardSource(join(dir, 'early'));
+    const finalized = tinyModel(6, 1);
+    const reference = tinyModel(6, 1);
+    try {
+      reference.setWeights(finalized.getWeights());
+      const before = await evaluateSource(reference, source);
+      const tensors = tf.memory().numTensors;
+      const tuned = await fineTuneAndEvaluate(finalized, finalized, source, source, {
+        epochs: 2,
+        batchSize: 8,
+        learningRate: 0.2,
+        weightDecay: 1e-4,
+        distillWeight: 0,
+        distillTemperature: 4,
+        augment: true,
+        seed: 6,
+        skipOriginal: true,
+      });
+      assert.equal(tf.memory().numTensors, tensors, 'no tensors are left behind');
+      assert.deepEqual(tuned.beforeFineTune, before);
+      // What fineTuneAndEvaluate does, with the epochs pulled only when fit asks for them.
+      await fit(reference, source, {
+        epochs: 2,
+        batchSize: 8,
+        seed: 6,
+        optimizer: { kind: 'sgd', momentum: 0.9, nesterov: true, weightDecay: 1e-4 },
+        schedule: cosineLr({ lr: 0.2, totalSteps: 12 }),
+        augment: { cropPadding: 1, flip: true },
+      });
+      assert.deepEqual(weightsOf(finalized), weightsOf(reference));
+      assert.deepEqual(tuned.afterFineTune, await evaluateSource(reference, source));
+    } finally {
+      finalized.dispose();
+      reference.dispose();
     }
   });
 
