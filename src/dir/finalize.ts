@@ -57,6 +57,7 @@ import { createCandidateEvaluator } from './candidate.ts';
 import type { CandidateEvaluator, CandidateSettings } from './candidate.ts';
 import type { Division, SubnetworkSpec } from './divide.ts';
 import { evaluateOnFeatures, loadBoundaryFeatures } from './features.ts';
+import { jointRecover, jointRecoverySettingsFromSpec } from './joint-recovery.ts';
 import { readManifest } from './manifest.ts';
 import { candidateSettingsFromSpec } from './search-task.ts';
 import { loadSpecModel, readRunSpec } from './plan.ts';
@@ -172,6 +173,8 @@ export interface FineTuneResult {
   readonly epochs: number;
   readonly steps: number;
   readonly seconds: number;
+  /** Process CPU seconds of the training alone (not the evaluations): load-independent, for equal-compute budgets. */
+  readonly cpuSeconds: number;
 }
 
 /** Crop padding for a square-ish image: 2-4 pixels for 28-32 px inputs (torchvision habits), at most 4. */
@@ -207,7 +210,16 @@ export async function fineTuneAndEvaluate(
   const totalSteps = settings.epochs > 0 && stepsPerEpoch > 0 ? Math.max(1, Math.round(settings.epochs * stepsPerEpoch)) : 0;
   if (totalSteps === 0) {
     if (settings.epochs > 0) log(`fine-tune: skipped, no full batch of ${settings.batchSize} in ${trainCount} training images`);
-    return { ...(originalResult ? { original: originalResult } : {}), beforeFineTune, afterFineTune: beforeFineTune, checkpoints: [], epochs: 0, steps: 0, seconds: 0 };
+    return {
+      ...(originalResult ? { original: originalResult } : {}),
+      beforeFineTune,
+      afterFineTune: beforeFineTune,
+      checkpoints: [],
+      epochs: 0,
+      steps: 0,
+      seconds: 0,
+      cpuSeconds: 0,
+    };
   }
   const wholeEpochs = Math.ceil(totalSteps / stepsPerEpoch);
   const augment = settings.augment ? defaultAugment(trainSet) : false;
@@ -236,6 +248,8 @@ export async function fineTuneAndEvaluate(
   };
   const wanted = new Set(settings.evaluateAfterEpochs ?? []);
   const checkpoints: { epoch: number; result: EvaluationResult }[] = [];
+  let evaluationCpu = 0;
+  const cpuStarted = process.cpuUsage();
   const result = await fit(pruned, data, {
     epochs: wholeEpochs,
     batchSize: settings.batchSize,
@@ -248,11 +262,14 @@ export async function fineTuneAndEvaluate(
     onEpoch: (info) => {
       // Only whole epochs count: a cut-short last epoch is not "after epoch n".
       if (wanted.has(info.epoch + 1) && info.steps === stepsPerEpoch) {
+        const evaluationStarted = process.cpuUsage();
         checkpoints.push({ epoch: info.epoch + 1, result: evaluate(pruned, testSet, evalOptions) });
+        evaluationCpu += cpuSecondsSince(evaluationStarted);
       }
     },
     log,
   });
+  const cpuSeconds = cpuSecondsSince(cpuStarted) - evaluationCpu;
   const afterFineTune = evaluate(pruned, testSet, evalOptions);
   log(
     `fine-tune: ${pruned.name} after ${totalSteps} steps (${(totalSteps / stepsPerEpoch).toFixed(2)} epochs, ${result.seconds.toFixed(1)} s): ` +
@@ -266,7 +283,14 @@ export async function fineTuneAndEvaluate(
     epochs: totalSteps / stepsPerEpoch,
     steps: totalSteps,
     seconds: result.seconds,
+    cpuSeconds,
   };
+}
+
+/** User + system CPU seconds of this process since `start` (a process.cpuUsage() reading). */
+export function cpuSecondsSince(start: NodeJS.CpuUsage): number {
+  const used = process.cpuUsage(start);
+  return (used.user + used.system) / 1e6;
 }
 
 /** The fine-tune settings of a run spec (`spec.finalize`, `spec.search.seed`). */
@@ -560,6 +584,7 @@ export async function finalizeTarget(input: FinalizeInput): Promise<FinalizeResu
         const assembled = assemblePrunedModel(model, analysis, masksBySubnet, weights, { division });
         let keep = false;
         try {
+          jointRecover(assembled, model, valFeatures, jointRecoverySettingsFromSpec(spec));
           const measured = evaluateOnFeatures(assembled, valFeatures, 'val', 'input', 256);
           const union = Object.assign({}, ...Object.values(masksBySubnet)) as Record<string, Uint8Array>;
           const cost = countCost(analysis, union);

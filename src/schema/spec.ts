@@ -105,6 +105,11 @@ export const finalizeSpecSchema = z.object({
   distillWeight: z.number().min(0).max(1).default(0.5),
   distillTemperature: z.number().positive().default(4),
   augment: z.boolean().default(true),
+  /**
+   * Mini-batches of joint recovery of each assembled scheme (the whole pruned network, towards the
+   * original's logits and the labels) before it is verified; 0 = off (src/dir/joint-recovery.ts).
+   */
+  jointRecoverySteps: z.number().int().min(0).default(0),
 });
 
 export const runSpecSchema = z
