@@ -42,7 +42,7 @@ function accuracyTable(model: string, aggregates: readonly AggregateRow[], targe
   for (const { method, compute } of methodKeys(cells)) {
     const values = targets.flatMap((t) => {
       const a = cells.find((c) => c.method === method && c.compute === compute && c.targetFlopsCut === t);
-      if (!a) return ['', ''];
+      if (!a) return ['', 'not run'];
       // The compute variants only lengthen the fine-tune: their pruned network is `standard`'s.
       const pruned = compute === 'standard' ? `${points(a.accuracyBeforeFineTune, a.accuracyBeforeFineTuneSe)}` : '=';
       // A cell some seeds could not reach (no scheme within +-1% of the target) says how many did.
@@ -105,9 +105,12 @@ function pairedTable(model: string, paired: readonly PairedRow[], targets: reado
   for (const { method, compute } of methodKeys(pairs)) {
     const values = targets.flatMap((t) => {
       const p = pairs.find((c) => c.method === method && c.compute === compute && c.targetFlopsCut === t);
-      if (!p || p.difference === null) return ['', 'n/a'];
+      if (!p) return ['', 'not run'];
+      if (p.difference === null) return ['', 'n/a'];
       const pruned = compute === 'standard' ? points(p.differenceBeforeFineTune, p.differenceBeforeFineTuneSe, true) : '=';
-      return [pruned, `${points(p.difference, p.differenceSe, true)} (${p.seeds}) **${verdict(p.difference, p.differenceSe)}**`];
+      // Below 3 seeds the SE has at most one degree of freedom: the verdict is shown, not claimed.
+      const call = verdict(p.difference, p.differenceSe);
+      return [pruned, `${points(p.difference, p.differenceSe, true)} (${p.seeds}) ${p.seeds >= 3 ? `**${call}**` : `_${call}?_`}`];
     });
     out.push(row([method, compute, ...values]));
   }
@@ -127,7 +130,8 @@ export function qualityMarkdown(rows: readonly QualityRow[], aggregates: readonl
       '',
       ...accuracyTable(model, aggregates, targets, seeds.length),
       '',
-      `EMO-DIR (\`standard\`) minus each baseline on the same seed, points: mean ± paired SE (seeds), verdict at 2 paired SE.`,
+      'EMO-DIR (`standard`) minus each baseline on the same seed, points: mean ± paired SE (seeds), verdict at 2 paired SE ' +
+        '(in bold from 3 seeds on; _in italics with a ?_ below 3 seeds, where the SE rests on one or no degree of freedom; n/a = the baseline reached the target on no seed).',
       '',
       ...pairedTable(model, paired, targets),
       '',

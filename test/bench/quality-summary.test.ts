@@ -66,7 +66,7 @@ test('a bad line names the file, the line and the field', () => {
   assert.throws(() => collectSeedRows([{ file: 'z.jsonl', text: JSON.stringify(missing) }]), /z\.jsonl:1: .*accuracy/);
 });
 
-test('markdown: mean +- SE per cell, paired difference with its verdict, cells some seeds did not reach', () => {
+test('markdown: mean +- SE per cell, paired difference with its verdict, cells some seeds did not reach or did not run', () => {
   const rows = [
     seedRow('emo-dir', 1, 0.86),
     seedRow('emo-dir', 2, 0.88),
@@ -77,13 +77,15 @@ test('markdown: mean +- SE per cell, paired difference with its verdict, cells s
     seedRow('global-emo', 1, 0.8),
     seedRow('global-emo', 2, null),
     seedRow('global-emo', 3, null),
+    // A run stopped part-way: uniform-l1 measured at 85%, emo-dir not.
+    seedRow('uniform-l1', 1, 0.7, { targetFlopsCut: 0.85 }),
   ];
   const text = qualityMarkdown(rows, aggregateRows(rows), pairedRows(rows, 'emo-dir'));
   // emo-dir: mean 87.0, SE 0.58; uniform-l1: 83.3 +- 0.9; differences 4, 3, 4 points: 3.7 +- 0.3.
-  assert.match(text, /\| emo-dir \| standard \| 82\.0 ± 0\.6 \| 87\.0 ± 0\.6 \|/);
+  assert.match(text, /\| emo-dir \| standard \| 82\.0 ± 0\.6 \| 87\.0 ± 0\.6 \| {2}\| not run \|/);
   assert.match(text, /\| uniform-l1 \| standard \| 78\.3 ± 0\.9 \| 83\.3 ± 0\.9 \|/);
   assert.match(text, /\| uniform-l1 \| standard \| \+3\.7 ± 0\.3 \| \+3\.7 ± 0\.3 \(3\) \*\*wins\*\* \|/);
   assert.match(text, /\| global-emo \| standard \| 75\.0 \| 80\.0 \(1 of 3 seeds\) \|/);
-  assert.match(text, /\| global-emo \| standard \| \+6\.0 \| \+6\.0 \(1\) \*\*ties\*\* \|/);
+  assert.match(text, /\| global-emo \| standard \| \+6\.0 \| \+6\.0 \(1\) _ties\?_ \|/);
   assert.match(text, /\| emo-dir \| 70\.2 \|/);
 });
