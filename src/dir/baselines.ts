@@ -72,7 +72,7 @@ export function targetBudget(target: BaselineTarget, original: { readonly macs: 
   return gpirTargetBudget(target, { flops: original.macs, params: original.params });
 }
 
-function costFor(budget: Budget, cost: { readonly macs: number; readonly params: number }): number {
+export function costFor(budget: Budget, cost: { readonly macs: number; readonly params: number }): number {
   return budget.kind === 'flops' ? cost.macs : cost.params;
 }
 
@@ -94,6 +94,14 @@ export interface BaselineMasks {
   readonly summary: PrunedSummary;
 }
 
+/** The minKeep / roundTo rule of a mask baseline, validated (defaults: the spec's). */
+export function keepRuleOf(options: MaskBaselineOptions): { minKeep: number; roundTo: number } {
+  const rule = { minKeep: options.minKeep ?? 0.1, roundTo: options.roundTo ?? 1 };
+  if (!(rule.minKeep > 0 && rule.minKeep <= 1)) throw new BaselineError(`minKeep must be in (0, 1], got ${rule.minKeep}`);
+  if (!Number.isInteger(rule.roundTo) || rule.roundTo < 1) throw new BaselineError(`roundTo must be an integer >= 1, got ${rule.roundTo}`);
+  return rule;
+}
+
 interface KeepGroup {
   readonly id: string;
   readonly channels: number;
@@ -102,7 +110,7 @@ interface KeepGroup {
 }
 
 /** Groups to prune, validated (a boundary group cannot be cut, whatever the caller asks). */
-function baselineGroups(analysis: ChannelAnalysis, groupIds: readonly string[] | undefined): { id: string; channels: number }[] {
+export function baselineGroups(analysis: ChannelAnalysis, groupIds: readonly string[] | undefined): { id: string; channels: number }[] {
   const groups = groupIds ? groupIds.map((id) => findGroup(analysis, id)) : analysis.groups.filter((g) => g.prunable);
   for (const group of groups) {
     if (group.boundary !== null) throw new BaselineError(`group '${group.id}' carries the model's ${group.boundary} channels and cannot be pruned`);
@@ -123,9 +131,7 @@ function bisectKeepFraction(
   target: BaselineTarget,
   options: MaskBaselineOptions,
 ): BaselineMasks {
-  const rule = { minKeep: options.minKeep ?? 0.1, roundTo: options.roundTo ?? 1 };
-  if (!(rule.minKeep > 0 && rule.minKeep <= 1)) throw new BaselineError(`minKeep must be in (0, 1], got ${rule.minKeep}`);
-  if (!Number.isInteger(rule.roundTo) || rule.roundTo < 1) throw new BaselineError(`roundTo must be an integer >= 1, got ${rule.roundTo}`);
+  const rule = keepRuleOf(options);
   const original = countTotals(analysis);
   const budget = targetBudget(target, original);
   const masksAt = (fraction: number): Record<string, Uint8Array> => {
@@ -258,6 +264,8 @@ export interface GlobalEmoPoint {
 export interface GlobalEmoResult {
   /** The Pareto front of every evaluated point in (cost objective, impairment), cheapest first. */
   readonly front: readonly GlobalEmoPoint[];
+  /** Every evaluated point (the archive), in evaluation order: `pickNearTarget` chooses from it. */
+  readonly archive: readonly GlobalEmoPoint[];
   readonly evaluations: number;
   readonly generations: number;
   readonly stopReason: StopReason;
@@ -355,7 +363,7 @@ export async function globalEmoSearch(options: GlobalEmoOptions): Promise<Global
       importanceBias: options.importanceBias ?? 0,
     };
     const result = await runNsga2(problem, config);
-    const points = paretoArchiveFront(result.state.archive).map((p): GlobalEmoPoint => ({
+    const toPoint = (p: (typeof result.state.archive)[number]): GlobalEmoPoint => ({
       genome: p.genome,
       flops: p.extras.flops,
       paramsRatio: p.extras.paramsRatio,
@@ -363,11 +371,13 @@ export async function globalEmoSearch(options: GlobalEmoOptions): Promise<Global
       params: p.extras.params,
       impairment: p.objectives[1],
       accuracy: p.extras.accuracy,
-    }));
+    });
+    const points = paretoArchiveFront(result.state.archive).map(toPoint);
     const seconds = (performance.now() - started) / 1000;
     log(`global-emo: ${result.state.evaluations} evaluations in ${result.state.generation} generations, ${points.length} front points, ${seconds.toFixed(1)} s`);
     return {
       front: points,
+      archive: result.state.archive.map(toPoint),
       evaluations: result.state.evaluations,
       generations: result.state.generation,
       stopReason: result.stopReason,
@@ -391,6 +401,31 @@ export function pickForTarget(result: Pick<GlobalEmoResult, 'front' | 'original'
     const cost = costFor(budget, point);
     if (cost > budget.value) continue;
     if (!best || point.impairment < best.impairment || (point.impairment === best.impairment && cost < costFor(budget, best))) best = point;
+  }
+  return best;
+}
+
+/**
+ * The archive point that meets `target` and overshoots it by at most `tolerance` (a cut within
+ * [target, target + tolerance]; for budgets, the same window on the cost fraction), with the
+ * least impairment; undefined when no evaluated point lands there. The front alone often has no
+ * point near a given cut (its points are spread over the whole range), so comparing methods at
+ * one cut needs the archive: a dominated point at 70.3% says more about 70% than a front point
+ * at 75.6%.
+ */
+export function pickNearTarget(
+  result: Pick<GlobalEmoResult, 'archive' | 'original'>,
+  target: BaselineTarget,
+  tolerance = 0.01,
+): GlobalEmoPoint | undefined {
+  const budget = targetBudget(target, result.original);
+  const total = budget.kind === 'flops' ? result.original.macs : result.original.params;
+  const floor = budget.value - tolerance * total;
+  let best: GlobalEmoPoint | undefined;
+  for (const point of result.archive) {
+    const cost = costFor(budget, point);
+    if (cost > budget.value || cost < floor) continue;
+    if (!best || point.impairment < best.impairment || (point.impairment === best.impairment && cost > costFor(budget, best))) best = point;
   }
   return best;
 }

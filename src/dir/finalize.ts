@@ -63,6 +63,7 @@ import { createCandidateEvaluator } from './candidate.ts';
 import type { CandidateEvaluator, CandidateSettings } from './candidate.ts';
 import type { Division, SubnetworkSpec } from './divide.ts';
 import { evaluateOnFeatures, loadBoundaryFeatures } from './features.ts';
+import { jointRecover, jointRecoverySettingsFromSpec } from './joint-recovery.ts';
 import { readManifest } from './manifest.ts';
 import { candidateSettingsFromSpec } from './search-task.ts';
 import { loadSpecModel, readRunSpec } from './plan.ts';
@@ -179,6 +180,8 @@ export interface FineTuneResult {
   readonly epochs: number;
   readonly steps: number;
   readonly seconds: number;
+  /** Process CPU seconds of the training alone (not the evaluations): load-independent, for equal-compute budgets. */
+  readonly cpuSeconds: number;
 }
 
 /** Crop padding for a square-ish image: 2-4 pixels for 28-32 px inputs (torchvision habits), at most 4. */
@@ -271,7 +274,16 @@ export async function fineTuneAndEvaluate(
   );
   if (totalSteps === 0) {
     if (settings.epochs > 0) log(`fine-tune: skipped, no full batch of ${settings.batchSize} in ${trainCount} training images`);
-    return { ...(originalResult ? { original: originalResult } : {}), beforeFineTune, afterFineTune: beforeFineTune, checkpoints: [], epochs: 0, steps: 0, seconds: 0 };
+    return {
+      ...(originalResult ? { original: originalResult } : {}),
+      beforeFineTune,
+      afterFineTune: beforeFineTune,
+      checkpoints: [],
+      epochs: 0,
+      steps: 0,
+      seconds: 0,
+      cpuSeconds: 0,
+    };
   }
   const wholeEpochs = Math.ceil(totalSteps / stepsPerEpoch);
   let firstEpochTaken = false;
@@ -286,6 +298,8 @@ export async function fineTuneAndEvaluate(
   };
   const wanted = new Set(settings.evaluateAfterEpochs ?? []);
   const checkpoints: { epoch: number; result: EvaluationResult }[] = [];
+  let evaluationCpu = 0;
+  const cpuStarted = process.cpuUsage();
   let result: Awaited<ReturnType<typeof fit>>;
   try {
     result = await fit(pruned, data, {
@@ -300,7 +314,9 @@ export async function fineTuneAndEvaluate(
       onEpoch: async (info) => {
         // Only whole epochs count: a cut-short last epoch is not "after epoch n".
         if (wanted.has(info.epoch + 1) && info.steps === stepsPerEpoch) {
+          const evaluationStarted = process.cpuUsage();
           checkpoints.push({ epoch: info.epoch + 1, result: await evaluateSource(pruned, testSet, evalOptions) });
+          evaluationCpu += cpuSecondsSince(evaluationStarted);
         }
       },
       log,
@@ -309,6 +325,7 @@ export async function fineTuneAndEvaluate(
     // Ends the early-started epoch if fit failed before taking it.
     await firstEpoch?.close();
   }
+  const cpuSeconds = cpuSecondsSince(cpuStarted) - evaluationCpu;
   const afterFineTune = await evaluateSource(pruned, testSet, evalOptions);
   log(
     `fine-tune: ${pruned.name} after ${totalSteps} steps (${(totalSteps / stepsPerEpoch).toFixed(2)} epochs, ${result.seconds.toFixed(1)} s): ` +
@@ -322,7 +339,14 @@ export async function fineTuneAndEvaluate(
     epochs: totalSteps / stepsPerEpoch,
     steps: totalSteps,
     seconds: result.seconds,
+    cpuSeconds,
   };
+}
+
+/** User + system CPU seconds of this process since `start` (a process.cpuUsage() reading). */
+export function cpuSecondsSince(start: NodeJS.CpuUsage): number {
+  const used = process.cpuUsage(start);
+  return (used.user + used.system) / 1e6;
 }
 
 /** The fine-tune settings of a run spec (`spec.finalize`, `spec.search.seed`). */
@@ -556,6 +580,7 @@ export async function finalizeTarget(input: FinalizeInput): Promise<FinalizeResu
         const assembled = assemblePrunedModel(model, analysis, masksBySubnet, weights, { division });
         let keep = false;
         try {
+          jointRecover(assembled, model, valFeatures, jointRecoverySettingsFromSpec(spec));
           const measured = evaluateOnFeatures(assembled, valFeatures, 'val', 'input', 256);
           const union = Object.assign({}, ...Object.values(masksBySubnet)) as Record<string, Uint8Array>;
           const cost = countCost(analysis, union);

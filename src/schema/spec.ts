@@ -144,6 +144,11 @@ export const finalizeSpecSchema = z.object({
     .refine((formats) => formats.includes('tfjs'), 'must include "tfjs" (the pipeline\'s own format is always written)')
     .refine((formats) => new Set(formats).size === formats.length, 'lists a format twice')
     .optional(),
+  /**
+   * Mini-batches of joint recovery of each assembled scheme (the whole pruned network, towards the
+   * original's logits and the labels) before it is verified; 0 = off (src/dir/joint-recovery.ts).
+   */
+  jointRecoverySteps: z.number().int().min(0).default(0),
 });
 
 export const runSpecSchema = z

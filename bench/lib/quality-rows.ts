@@ -1,0 +1,76 @@
+/**
+ * Reading bench:quality's JSON-lines output back (bench/quality-summary.ts): the schema of a
+ * per-seed row, and the collection of per-seed rows from several output files (e.g. one process
+ * per seed, run in parallel). Aggregate and paired rows in the files are dropped: they are
+ * recomputed over all files together.
+ */
+import { z } from 'zod';
+import type { QualityRow } from './quality-methods.ts';
+import { COMPUTE_VARIANTS, METHODS } from './quality-options.ts';
+
+const measured = z.number().nullable();
+
+/** One per-seed row as bench/quality.ts writes it (`QualityRow`). */
+export const qualityRowSchema = z.object({
+  model: z.string().min(1),
+  method: z.enum(METHODS),
+  compute: z.enum(COMPUTE_VARIANTS),
+  targetFlopsCut: z.number().min(0).max(1),
+  seed: z.number().int().min(0),
+  flopsCut: measured,
+  paramsCut: measured,
+  accuracy: measured,
+  accuracyBeforeFineTune: measured,
+  accuracyAfter1Epoch: measured,
+  searchSeconds: z.number(),
+  searchCpuSeconds: z.number(),
+  evaluations: z.number().int().min(0),
+  recoveryImages: z.number().min(0),
+  fineTuneImages: z.number().min(0),
+  fineTuneCpuSeconds: z.number(),
+}) satisfies z.ZodType<QualityRow>;
+
+/** The rows bench/quality.ts adds at the end (`seed: "mean"` / `"paired"`), recomputed here. */
+const isSummaryRow = (value: unknown): boolean =>
+  typeof value === 'object' && value !== null && 'seed' in value && (value.seed === 'mean' || value.seed === 'paired');
+
+export interface QualityOutput {
+  /** Where the text came from, for error messages. */
+  readonly file: string;
+  readonly text: string;
+}
+
+/**
+ * The per-seed rows of every output, validated. A bad line is an error naming the file, the
+ * line and (for a schema error) the field; a (model, method, compute, target, seed) measured in
+ * two outputs is an error too: averaging it twice would count one seed as two.
+ */
+export function collectSeedRows(outputs: readonly QualityOutput[]): QualityRow[] {
+  const rows: QualityRow[] = [];
+  const firstSeen = new Map<string, string>();
+  for (const { file, text } of outputs) {
+    text.split('\n').forEach((line, index) => {
+      if (line.trim() === '') return;
+      const where = `${file}:${index + 1}`;
+      let value: unknown;
+      try {
+        value = JSON.parse(line);
+      } catch (error) {
+        throw new Error(`${where}: not JSON (${(error as Error).message})`, { cause: error });
+      }
+      if (isSummaryRow(value)) return;
+      const parsed = qualityRowSchema.safeParse(value);
+      if (!parsed.success) {
+        const issues = parsed.error.issues.map((issue) => `${issue.path.join('.') || '(row)'}: ${issue.message}`).join('; ');
+        throw new Error(`${where}: not a bench:quality row (${issues})`);
+      }
+      const row = parsed.data;
+      const key = `${row.model} ${row.method} ${row.compute} target ${row.targetFlopsCut} seed ${row.seed}`;
+      const earlier = firstSeen.get(key);
+      if (earlier !== undefined) throw new Error(`${where}: ${key} was already read at ${earlier}`);
+      firstSeen.set(key, where);
+      rows.push(row);
+    });
+  }
+  return rows;
+}

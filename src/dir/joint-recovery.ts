@@ -1,0 +1,111 @@
+/**
+ * Joint recovery of an assembled scheme before it is verified (finalize.ts, spec
+ * `finalize.jointRecoverySteps`). Each sub-network's candidate was recovered alone, with every
+ * other sub-network original; assembled, the pruned sub-networks feed each other features none of
+ * them was recovered on, which is why the measured joint impairment is 2-3x GPIR's additive
+ * estimate. A few steps of training the WHOLE assembled network on search-train, towards the
+ * original network's logits and the labels (the whole-network form of the recovery loss:
+ * alpha * MSE(logits', logits) / Var(logits) + beta * CE(logits', y)), then BN re-estimation,
+ * repair most of that interaction before the scheme is measured and chosen.
+ *
+ * Deterministic (seeded batch order, fresh optimiser, no random initialisation), so a retried
+ * finalize verifies the same network.
+ */
+import { tf } from '../engine/backend.ts';
+import { recalibrateBatchNorm } from '../train/bn-recalibrate.ts';
+import { normalizedMse, outputKind, softmaxCrossEntropy, toLogits } from '../train/losses.ts';
+import { createOptimizer } from '../train/optimizers.ts';
+import { trainStep, trainableVariables } from '../train/step.ts';
+import type { RunSpec } from '../schema/spec.ts';
+import { featureBatches } from './features.ts';
+import type { BoundaryFeatures } from './features.ts';
+
+export interface JointRecoverySettings {
+  readonly steps: number;
+  readonly batchSize: number;
+  readonly learningRate: number;
+  readonly alpha: number;
+  readonly beta: number;
+  readonly bnRecalibrationBatches: number;
+  readonly seed: number;
+}
+
+/** Batch-order stream tags, apart from the per-sub-network recovery's (candidate.ts). */
+const JOINT_EPOCH_BASE = 0x6a6f0000; // 'jo'
+const JOINT_BN_EPOCH = 0x6a6f626e; // 'jobn'
+
+/**
+ * Trains `pruned` (the assembled network, images -> logits) in place for `settings.steps` batches
+ * of the first sub-network's search-train rows (X_0 = the normalised images), then re-estimates
+ * its BN statistics. `original` (the unpruned network) is the frozen teacher. Returns the image
+ * passes spent.
+ */
+export function jointRecover(pruned: tf.LayersModel, original: tf.LayersModel, inputFeatures: BoundaryFeatures, settings: JointRecoverySettings): number {
+  if (settings.steps <= 0 || inputFeatures.train.count === 0) return 0;
+  const kind = outputKind(original);
+  const variables = trainableVariables(pruned);
+  const optimizer = createOptimizer({ kind: 'sgd', momentum: 0.9, nesterov: true });
+  const dropLast = inputFeatures.train.count >= settings.batchSize;
+  let steps = 0;
+  let images = 0;
+  try {
+    for (let epoch = JOINT_EPOCH_BASE; steps < settings.steps; epoch++) {
+      for (const batch of featureBatches(inputFeatures, 'train', { batchSize: settings.batchSize, shuffle: true, seed: settings.seed, epoch, dropLast })) {
+        try {
+          if (steps >= settings.steps) continue;
+          const teacher = tf.tidy(() => toLogits(original.apply(batch.input, { training: false }) as tf.Tensor, kind));
+          try {
+            const loss = trainStep(
+              variables,
+              () => {
+                const logits = toLogits(pruned.apply(batch.input, { training: true }) as tf.Tensor, kind);
+                const terms: tf.Scalar[] = [];
+                if (settings.alpha > 0) terms.push(tf.mul(normalizedMse(logits, teacher), settings.alpha));
+                if (settings.beta > 0) terms.push(tf.mul(softmaxCrossEntropy(logits, batch.labels), settings.beta));
+                return (terms.length === 1 ? terms[0] : tf.addN(terms)) as tf.Scalar;
+              },
+              optimizer,
+              settings.learningRate,
+            );
+            loss.dispose();
+          } finally {
+            teacher.dispose();
+          }
+          steps++;
+          images += batch.rows.length;
+        } finally {
+          batch.dispose();
+        }
+      }
+    }
+  } finally {
+    optimizer.dispose();
+  }
+  if (settings.bnRecalibrationBatches > 0) {
+    function* inputs(): Generator<tf.Tensor> {
+      for (const batch of featureBatches(inputFeatures, 'train', { batchSize: settings.batchSize, shuffle: true, seed: settings.seed, epoch: JOINT_BN_EPOCH })) {
+        try {
+          yield batch.input;
+        } finally {
+          batch.dispose();
+        }
+      }
+    }
+    recalibrateBatchNorm(pruned, inputs(), { maxBatches: settings.bnRecalibrationBatches, disposeBatches: false });
+  }
+  return images;
+}
+
+/** The joint recovery of a spec: `finalize.jointRecoverySteps` with the search's recovery settings. */
+export function jointRecoverySettingsFromSpec(spec: RunSpec): JointRecoverySettings {
+  const s = spec.search;
+  return {
+    steps: spec.finalize.jointRecoverySteps,
+    batchSize: s.recoveryBatchSize,
+    learningRate: s.recoveryLearningRate,
+    alpha: s.alpha,
+    beta: s.beta,
+    bnRecalibrationBatches: s.bnRecalibrationBatches,
+    seed: s.seed,
+  };
+}
