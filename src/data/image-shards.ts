@@ -185,32 +185,51 @@ export interface ReadShardsOptions {
   readonly name?: string;
 }
 
+/** Files whose size checkShardFiles asks about at once (ranged GETs to S3 in flight). */
+const SIZE_CHECKS_IN_FLIGHT = 16;
+
 /**
  * Every file of `shards` is present with the size index.json gives it, without reading it (a
  * one-byte ranged read at the last byte sees a short file as empty and a long one as two bytes):
- * the cheap check a reader does before loading and Plan does before any job starts.
+ * the cheap check a reader does before loading and Plan does before any job starts. ImageNet's
+ * 2,600 files are asked about 16 at a time; the first bad file in index order is reported.
  */
 export async function checkShardFiles(files: DataFiles, shards: readonly ShardEntry[]): Promise<void> {
-  for (const shard of shards) {
-    for (const [name, bytes] of [
-      [shard.images, shard.imageBytes],
-      [shard.labels, shard.labelBytes],
-    ] as const) {
-      let seen: number;
+  const checks = shards.flatMap((shard) => [
+    [shard.images, shard.imageBytes],
+    [shard.labels, shard.labelBytes],
+  ] as const);
+  const failures: (Error | undefined)[] = new Array(checks.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < checks.length) {
+      const at = next++;
       try {
-        seen = (await files.readRange(name, Math.max(0, bytes - 1), bytes === 0 ? 1 : 2)).length;
+        await checkFileSize(files, checks[at][0], checks[at][1]);
       } catch (error) {
-        // The same failure, in the shard set's words ('image shards <file>: missing').
-        if (error instanceof DataReadError && !(error instanceof ShardError)) {
-          throw new ShardError(error.path, error.message.slice(`data ${error.path}: `.length));
-        }
-        throw error;
+        failures[at] = error as Error;
       }
-      const expected = bytes === 0 ? 0 : 1;
-      if (seen < expected) throw new ShardError(files.path(name), `truncated: shorter than the ${bytes} bytes index.json says`);
-      if (seen > expected) throw new ShardError(files.path(name), `is longer than the ${bytes} bytes index.json says`);
     }
+  };
+  await Promise.all(Array.from({ length: Math.min(SIZE_CHECKS_IN_FLIGHT, checks.length) }, worker));
+  const first = failures.find((failure) => failure !== undefined);
+  if (first) throw first;
+}
+
+async function checkFileSize(files: DataFiles, name: string, bytes: number): Promise<void> {
+  let seen: number;
+  try {
+    seen = (await files.readRange(name, Math.max(0, bytes - 1), bytes === 0 ? 1 : 2)).length;
+  } catch (error) {
+    // The same failure, in the shard set's words ('image shards <file>: missing').
+    if (error instanceof DataReadError && !(error instanceof ShardError)) {
+      throw new ShardError(error.path, error.message.slice(`data ${error.path}: `.length));
+    }
+    throw error;
   }
+  const expected = bytes === 0 ? 0 : 1;
+  if (seen < expected) throw new ShardError(files.path(name), `truncated: shorter than the ${bytes} bytes index.json says`);
+  if (seen > expected) throw new ShardError(files.path(name), `is longer than the ${bytes} bytes index.json says`);
 }
 
 /**
