@@ -92,28 +92,36 @@ export function parseDatasetSpec(spec: string | DatasetSpec): ResolvedDatasetSpe
  * run's store is refused with what to do instead.
  */
 export function dataFilesAt(where: string, store: ObjectStore | undefined): DataFiles {
-  if (/^s3:\/\//i.test(where)) {
-    const inside = store ? `${store.location}/` : undefined;
-    if (!store || !inside?.startsWith('s3://') || !`${where.replace(/\/+$/, '')}/`.startsWith(inside)) {
-      throw new Error(
-        `data set location ${where} is outside the run's store${store ? ` ${store.location}` : ''}: ` +
-          `put it there (scripts/convert-imagenet.ts --out ${store?.location ?? 's3://<bucket>'}/datasets/<name>/train) or give a local directory`,
-      );
-    }
-    const prefix = where.slice(inside.length).replace(/\/+$/, '');
-    if (prefix === '') throw new Error(`data set location ${where} is the root of the store; give the data set's prefix (datasets/<name>)`);
-    return storeFiles(store, prefix);
+  if (!inRunStore(where, store)) {
+    if (/^file:\/\//i.test(where)) return directoryFiles(fileURLToPath(where));
+    return directoryFiles(where);
   }
-  if (/^file:\/\//i.test(where)) return directoryFiles(fileURLToPath(where));
-  if (/^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(where)) throw new Error(`data set location ${where}: unsupported scheme (use a directory, a store prefix or s3:// in the run's store)`);
-  if (isAbsolute(where) || where.startsWith('.') || store === undefined) return directoryFiles(where);
-  return storeFiles(store, where);
+  if (!/^s3:\/\//i.test(where)) return storeFiles(store, where);
+  const inside = `${store.location}/`;
+  if (!inside.startsWith('s3://') || !`${where.replace(/\/+$/, '')}/`.startsWith(inside)) {
+    throw new Error(
+      `data set location ${where} is outside the run's store ${store.location}: ` +
+        `put it there (scripts/convert-imagenet.ts --out ${store.location}/datasets/<name>/train) or give a local directory`,
+    );
+  }
+  const prefix = where.slice(inside.length).replace(/\/+$/, '');
+  if (prefix === '') throw new Error(`data set location ${where} is the root of the store; give the data set's prefix (datasets/<name>)`);
+  return storeFiles(store, prefix);
 }
 
-/** True when `where` names a location in the run's store rather than a local directory (dataFilesAt). */
-export function inRunStore(where: string, store: ObjectStore | undefined): boolean {
-  if (store === undefined || /^file:\/\//i.test(where) || isAbsolute(where) || where.startsWith('.')) return false;
-  return /^s3:\/\//i.test(where) || !/^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(where);
+/**
+ * True when `where` names a location in the run's store (a key prefix or an s3:// URL) rather
+ * than a local directory; the one classification dataFilesAt and Plan's probe share. An s3://
+ * URL without a store, or another URL scheme, is refused here.
+ */
+export function inRunStore(where: string, store: ObjectStore | undefined): store is ObjectStore {
+  if (/^s3:\/\//i.test(where)) {
+    if (!store) throw new Error(`data set location ${where} is outside the run's store: put it there (scripts/convert-imagenet.ts --out s3://<bucket>/datasets/<name>/train) or give a local directory`);
+    return true;
+  }
+  if (/^file:\/\//i.test(where)) return false;
+  if (/^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(where)) throw new Error(`data set location ${where}: unsupported scheme (use a directory, a store prefix or s3:// in the run's store)`);
+  return store !== undefined && !isAbsolute(where) && !where.startsWith('.');
 }
 
 /** The shard set of an imagenet split: <where>/train | <where>/val (or <where>/test) | <where>. */
