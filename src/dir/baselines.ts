@@ -102,11 +102,24 @@ export function keepRuleOf(options: MaskBaselineOptions): { minKeep: number; rou
   return rule;
 }
 
-interface KeepGroup {
+export interface KeepGroup {
   readonly id: string;
   readonly channels: number;
   /** Local channel indices in the order they are kept (first = kept first). */
   readonly order: Int32Array;
+}
+
+/** Channel indices by score, highest first; ties by index so masks are reproducible. */
+export function byScore(scores: ArrayLike<number>): Int32Array {
+  return Int32Array.from({ length: scores.length }, (_, c) => c).sort((a, b) => scores[b] - scores[a] || a - b);
+}
+
+/** The mask keeping the first legal count near `wanted` of `group.order` (every mask baseline's last step). */
+export function keepFirst(group: KeepGroup, rule: { minKeep: number; roundTo: number }, wanted: number): Uint8Array {
+  const kept = legalKeptCount({ length: group.channels, ...rule }, wanted);
+  const mask = new Uint8Array(group.channels);
+  for (let j = 0; j < kept; j++) mask[group.order[j]] = 1;
+  return mask;
 }
 
 /** Groups to prune, validated (a boundary group cannot be cut, whatever the caller asks). */
@@ -136,12 +149,7 @@ function bisectKeepFraction(
   const budget = targetBudget(target, original);
   const masksAt = (fraction: number): Record<string, Uint8Array> => {
     const masks: Record<string, Uint8Array> = {};
-    for (const group of groups) {
-      const kept = legalKeptCount({ length: group.channels, ...rule }, Math.round(fraction * group.channels));
-      const mask = new Uint8Array(group.channels);
-      for (let j = 0; j < kept; j++) mask[group.order[j]] = 1;
-      masks[group.id] = mask;
-    }
+    for (const group of groups) masks[group.id] = keepFirst(group, rule, Math.round(fraction * group.channels));
     return masks;
   };
   const costAt = (fraction: number): number => costFor(budget, countTotals(analysis, masksAt(fraction)));
@@ -176,12 +184,7 @@ function bisectKeepFraction(
 export function uniformL1Masks(model: tf.LayersModel, analysis: ChannelAnalysis, target: BaselineTarget, options: MaskBaselineOptions = {}): BaselineMasks {
   const chosen = baselineGroups(analysis, options.groupIds);
   const importance = channelImportance(model, analysis, { criterion: 'l1', groups: chosen.map((g) => g.id) });
-  const groups = chosen.map((g) => {
-    const scores = importance[g.id];
-    // Most important first; ties by channel index so the masks are reproducible.
-    const order = Int32Array.from({ length: g.channels }, (_, c) => c).sort((a, b) => scores[b] - scores[a] || a - b);
-    return { ...g, order };
-  });
+  const groups = chosen.map((g) => ({ ...g, order: byScore(importance[g.id]) }));
   return bisectKeepFraction(analysis, groups, target, options);
 }
 

@@ -15,14 +15,13 @@
  */
 import type { tf } from '../../engine/backend.ts';
 import { Rng } from '../../emo/rng.ts';
-import { legalKeptCount } from '../../emo/groups.ts';
 import { countTotals } from '../../model/cost.ts';
 import type { ChannelAnalysis } from '../../model/groups.ts';
 import { channelImportance } from '../../model/importance.ts';
 import { pruneModel } from '../../model/prune.ts';
 import { summarizePruned } from '../finalize.ts';
 import type { PrunedSummary } from '../finalize.ts';
-import { BaselineError, baselineGroups, costFor, keepRuleOf, targetBudget } from '../baselines.ts';
+import { BaselineError, baselineGroups, byScore, costFor, keepFirst, keepRuleOf, targetBudget } from '../baselines.ts';
 import type { BaselineTarget, MaskBaselineOptions } from '../baselines.ts';
 import { adaptBatchNorm, scoreOnSearchVal } from './adaptive-bn.ts';
 import type { AdaptiveBnData } from './adaptive-bn.ts';
@@ -59,11 +58,7 @@ export function eagleEyeMaskSampler(
   const rule = keepRuleOf(options);
   const chosen = baselineGroups(analysis, options.groupIds);
   const importance = channelImportance(model, analysis, { criterion: 'l1', groups: chosen.map((g) => g.id) });
-  const groups = chosen.map((g) => {
-    const scores = importance[g.id];
-    const order = Int32Array.from({ length: g.channels }, (_, c) => c).sort((a, b) => scores[b] - scores[a] || a - b);
-    return { ...g, order };
-  });
+  const groups = chosen.map((g) => ({ ...g, order: byScore(importance[g.id]) }));
   const budget = targetBudget(target, countTotals(analysis));
   const maxDrop = 1 - rule.minKeep;
   return (rng) => {
@@ -72,10 +67,7 @@ export function eagleEyeMaskSampler(
       const masks: Record<string, Uint8Array> = {};
       groups.forEach((g, i) => {
         const drop = Math.min(maxDrop, scale * shape[i]);
-        const kept = legalKeptCount({ length: g.channels, ...rule }, Math.round((1 - drop) * g.channels));
-        const mask = new Uint8Array(g.channels);
-        for (let j = 0; j < kept; j++) mask[g.order[j]] = 1;
-        masks[g.id] = mask;
+        masks[g.id] = keepFirst(g, rule, Math.round((1 - drop) * g.channels));
       });
       return masks;
     };

@@ -12,11 +12,10 @@
  * network meets the budget is the least pruning that reaches the target; it overshoots the
  * target by at most one channel step of one group (a fraction of a percent on these models).
  */
-import { legalKeptCount } from '../../emo/groups.ts';
 import { countTotals } from '../../model/cost.ts';
 import type { ChannelAnalysis } from '../../model/groups.ts';
 import { summarizePruned } from '../finalize.ts';
-import { BaselineError, baselineGroups, costFor, keepRuleOf, targetBudget } from '../baselines.ts';
+import { BaselineError, baselineGroups, byScore, costFor, keepFirst, keepRuleOf, targetBudget } from '../baselines.ts';
 import type { BaselineTarget, Budget, MaskBaselineOptions } from '../baselines.ts';
 import type { PrunedSummary } from '../finalize.ts';
 
@@ -55,9 +54,7 @@ export function globalThresholdMasks(
     for (let c = 0; c < g.channels; c++) {
       if (!Number.isFinite(groupScores[c])) throw new BaselineError(`global threshold: score of channel ${c} of group '${g.id}' is ${groupScores[c]}`);
     }
-    // Most important first; ties by channel index so the masks are reproducible.
-    const order = Int32Array.from({ length: g.channels }, (_, c) => c).sort((a, b) => groupScores[b] - groupScores[a] || a - b);
-    return { ...g, order };
+    return { ...g, order: byScore(groupScores) };
   });
   const ranked: RankedChannel[] = [];
   groups.forEach((g, index) => {
@@ -73,10 +70,7 @@ export function globalThresholdMasks(
     for (let i = 0; i < removed; i++) removedPerGroup[ranked[i].group]++;
     const masks: Record<string, Uint8Array> = {};
     groups.forEach((g, index) => {
-      const kept = legalKeptCount({ length: g.channels, ...rule }, g.channels - removedPerGroup[index]);
-      const mask = new Uint8Array(g.channels);
-      for (let j = 0; j < kept; j++) mask[g.order[j]] = 1;
-      masks[g.id] = mask;
+      masks[g.id] = keepFirst(g, rule, g.channels - removedPerGroup[index]);
     });
     return masks;
   };
