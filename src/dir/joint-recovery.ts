@@ -17,18 +17,15 @@ import { normalizedMse, outputKind, softmaxCrossEntropy, toLogits } from '../tra
 import { createOptimizer } from '../train/optimizers.ts';
 import { trainStep, trainableVariables } from '../train/step.ts';
 import type { RunSpec } from '../schema/spec.ts';
+import { candidateSettingsFromSpec } from './search-task.ts';
+import type { CandidateSettings } from './candidate.ts';
 import { featureBatches } from './features.ts';
 import type { BoundaryFeatures } from './features.ts';
 
-export interface JointRecoverySettings {
+/** The per-sub-network recovery's settings (candidate.ts), applied to the whole network for `steps` batches. */
+export type JointRecoverySettings = Pick<CandidateSettings, 'batchSize' | 'learningRate' | 'alpha' | 'beta' | 'bnRecalibrationBatches' | 'seed'> & {
   readonly steps: number;
-  readonly batchSize: number;
-  readonly learningRate: number;
-  readonly alpha: number;
-  readonly beta: number;
-  readonly bnRecalibrationBatches: number;
-  readonly seed: number;
-}
+};
 
 /** Batch-order stream tags, apart from the per-sub-network recovery's (candidate.ts). */
 const JOINT_EPOCH_BASE = 0x6a6f0000; // 'jo'
@@ -98,14 +95,6 @@ export function jointRecover(pruned: tf.LayersModel, original: tf.LayersModel, i
 
 /** The joint recovery of a spec: `finalize.jointRecoverySteps` with the search's recovery settings. */
 export function jointRecoverySettingsFromSpec(spec: RunSpec): JointRecoverySettings {
-  const s = spec.search;
-  return {
-    steps: spec.finalize.jointRecoverySteps,
-    batchSize: s.recoveryBatchSize,
-    learningRate: s.recoveryLearningRate,
-    alpha: s.alpha,
-    beta: s.beta,
-    bnRecalibrationBatches: s.bnRecalibrationBatches,
-    seed: s.seed,
-  };
+  const { batchSize, learningRate, alpha, beta, bnRecalibrationBatches, seed } = candidateSettingsFromSpec(spec);
+  return { steps: spec.finalize.jointRecoverySteps, batchSize, learningRate, alpha, beta, bnRecalibrationBatches, seed };
 }
