@@ -1,37 +1,26 @@
 /** Conv2D: a producer. Kernel [kh, kw, in, out] (rows read the input channels), bias [out]. */
-import {
-  checkDeclaredWidth,
-  channelsLayout,
-  onlyInput,
-  refuse,
-  requireChannelsLast,
-  requireFeatureMap,
-  spatialPositions,
-} from './kind.ts';
-import type { LayerKind, WeightAxis } from './kind.ts';
+import { convolutionFlow, prunedFilters, refuse, spatialPositions, withBias } from './kind.ts';
+import type { LayerKind } from './kind.ts';
 
 export const conv2d: LayerKind = {
   classNames: ['Conv2D'],
   role: 'producer',
   flow(node, inputs, context) {
-    onlyInput(node, inputs);
-    requireChannelsLast(node);
-    requireFeatureMap(node, inputs);
     const groups = (node.config as { groups?: number }).groups;
     if (groups !== undefined && groups !== 1) refuse(node, `grouped convolution (groups ${groups}) is not supported`);
-    return channelsLayout(context.newChannels(checkDeclaredWidth(node, node.config.filters)));
+    return convolutionFlow(node, inputs, context);
   },
   weights(node) {
-    const axes: WeightAxis[] = [
-      { weight: 0, axis: 2, side: 'input', role: 'kernel-in' },
-      { weight: 0, axis: 3, side: 'output', role: 'kernel-out' },
-    ];
-    if (node.config.useBias !== false) axes.push({ weight: 1, axis: 0, side: 'output', role: 'bias' });
-    return axes;
+    return withBias(
+      node,
+      [
+        { weight: 0, axis: 2, side: 'input', role: 'kernel-in' },
+        { weight: 0, axis: 3, side: 'output', role: 'kernel-out' },
+      ],
+      1,
+    );
   },
-  prunedConfig(config, _node, kept) {
-    return { ...config, filters: kept.output.length };
-  },
+  prunedConfig: prunedFilters,
   cost(node, widths) {
     const [kh, kw] = node.config.kernelSize ?? [1, 1];
     const kernel = kh * kw * widths.inputs[0] * widths.output;

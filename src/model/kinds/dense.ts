@@ -2,8 +2,8 @@
  * Dense: a producer on the last axis. Kernel [in, out] (rows are input features: behind a
  * Flatten, every position's channels), bias [out]. Applied to a map it runs per position.
  */
-import { checkDeclaredWidth, channelsLayout, onlyInput, refuse, spatialPositions } from './kind.ts';
-import type { LayerKind, WeightAxis } from './kind.ts';
+import { checkDeclaredWidth, channelsLayout, onlyInput, refuse, spatialPositions, withBias } from './kind.ts';
+import type { LayerKind } from './kind.ts';
 
 export const dense: LayerKind = {
   classNames: ['Dense'],
@@ -16,12 +16,14 @@ export const dense: LayerKind = {
     return channelsLayout(context.newChannels(checkDeclaredWidth(node, node.config.units)));
   },
   weights(node) {
-    const axes: WeightAxis[] = [
-      { weight: 0, axis: 0, side: 'input', role: 'kernel-in' },
-      { weight: 0, axis: 1, side: 'output', role: 'kernel-out' },
-    ];
-    if (node.config.useBias !== false) axes.push({ weight: 1, axis: 0, side: 'output', role: 'bias' });
-    return axes;
+    return withBias(
+      node,
+      [
+        { weight: 0, axis: 0, side: 'input', role: 'kernel-in' },
+        { weight: 0, axis: 1, side: 'output', role: 'kernel-out' },
+      ],
+      1,
+    );
   },
   prunedConfig(config, _node, kept) {
     return { ...config, units: kept.output.length };

@@ -4,8 +4,8 @@
  * channel of the group: pruning c removes its filter and all m outputs. Kernel [kh, kw, C, m],
  * bias [C*m].
  */
-import { onlyInput, requireChannelsLast, requireFeatureMap, spatialPositions, lastDim, refuse } from './kind.ts';
-import type { FlowLayout, LayerKind, WeightAxis } from './kind.ts';
+import { onlyInput, requireChannelsLast, requireFeatureMap, spatialPositions, lastDim, refuse, withBias } from './kind.ts';
+import type { FlowLayout, LayerKind } from './kind.ts';
 
 export function repeatEach(ids: Int32Array, times: number): Int32Array {
   if (times === 1) return ids;
@@ -30,9 +30,7 @@ export const depthwiseConv2d: LayerKind = {
     return out;
   },
   weights(node) {
-    const axes: WeightAxis[] = [{ weight: 0, axis: 2, side: 'input', role: 'depthwise' }];
-    if (node.config.useBias !== false) axes.push({ weight: 1, axis: 0, side: 'output', role: 'bias' });
-    return axes;
+    return withBias(node, [{ weight: 0, axis: 2, side: 'input', role: 'depthwise' }], 1);
   },
   cost(node, widths) {
     const [kh, kw] = node.config.kernelSize ?? [1, 1];

@@ -184,3 +184,43 @@ export function checkDeclaredWidth(node: GraphNode, declared: number | undefined
   return channels;
 }
 
+
+/** A convolution's flow: one channels-last feature map in, `filters` new channels out. */
+export function convolutionFlow(node: GraphNode, inputs: readonly FlowLayout[], context: FlowContext): FlowLayout {
+  onlyInput(node, inputs);
+  requireChannelsLast(node);
+  requireFeatureMap(node, inputs);
+  return channelsLayout(context.newChannels(checkDeclaredWidth(node, node.config.filters)));
+}
+
+/** `axes` plus the per-output-channel bias at weight `index`, when the layer has one. */
+export function withBias(node: GraphNode, axes: WeightAxis[], index: number): WeightAxis[] {
+  if (node.config.useBias !== false) axes.push({ weight: index, axis: 0, side: 'output', role: 'bias' });
+  return axes;
+}
+
+/** The pruned config of a layer whose width is `filters`. */
+export function prunedFilters(config: LayerConfig, _node: GraphNode, kept: KeptPositions): LayerConfig {
+  return { ...config, filters: kept.output.length };
+}
+
+/** A normalisation's flow: over the last (channel) axis of a non-flattened tensor only, channels pass through. */
+export function channelAxisNormalizationFlow(node: GraphNode, inputs: readonly FlowLayout[]): FlowLayout {
+  const input = onlyInput(node, inputs);
+  if (input.kind !== 'channels' || !isLastAxis(node.config.axis, node.inputShapes[0].length)) {
+    refuse(
+      node,
+      `only normalisation over the last (channel) axis of a non-flattened tensor is supported ` +
+        `(axis ${JSON.stringify(node.config.axis)}, input shape [${node.inputShapes[0].join(', ')}])`,
+    );
+  }
+  return input;
+}
+
+/** gamma and beta of a normalisation layer, those its config has, in weight order. */
+export function affineRoles(node: GraphNode): WeightRole[] {
+  const out: WeightRole[] = [];
+  if (node.config.scale !== false) out.push('scale');
+  if (node.config.center !== false) out.push('shift');
+  return out;
+}

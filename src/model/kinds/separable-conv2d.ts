@@ -4,15 +4,8 @@
  * (depthwise filters and the matching pointwise rows are cut together) and produces a group.
  * Weights: depthwise kernel [kh, kw, in, m], pointwise kernel [1, 1, in*m, out], bias [out].
  */
-import {
-  checkDeclaredWidth,
-  channelsLayout,
-  onlyInput,
-  requireChannelsLast,
-  requireFeatureMap,
-  spatialPositions,
-} from './kind.ts';
-import type { LayerKind, WeightAxis } from './kind.ts';
+import { convolutionFlow, prunedFilters, spatialPositions, withBias } from './kind.ts';
+import type { LayerKind } from './kind.ts';
 
 function multiplier(config: { depthMultiplier?: number }): number {
   return config.depthMultiplier ?? 1;
@@ -21,25 +14,20 @@ function multiplier(config: { depthMultiplier?: number }): number {
 export const separableConv2d: LayerKind = {
   classNames: ['SeparableConv2D'],
   role: 'producer',
-  flow(node, inputs, context) {
-    onlyInput(node, inputs);
-    requireChannelsLast(node);
-    requireFeatureMap(node, inputs);
-    return channelsLayout(context.newChannels(checkDeclaredWidth(node, node.config.filters)));
-  },
+  flow: convolutionFlow,
   weights(node) {
     const m = multiplier(node.config);
-    const axes: WeightAxis[] = [
-      { weight: 0, axis: 2, side: 'input', role: 'depthwise' },
-      { weight: 1, axis: 2, side: 'input', expand: m, role: 'kernel-in' },
-      { weight: 1, axis: 3, side: 'output', role: 'kernel-out' },
-    ];
-    if (node.config.useBias !== false) axes.push({ weight: 2, axis: 0, side: 'output', role: 'bias' });
-    return axes;
+    return withBias(
+      node,
+      [
+        { weight: 0, axis: 2, side: 'input', role: 'depthwise' },
+        { weight: 1, axis: 2, side: 'input', expand: m, role: 'kernel-in' },
+        { weight: 1, axis: 3, side: 'output', role: 'kernel-out' },
+      ],
+      2,
+    );
   },
-  prunedConfig(config, _node, kept) {
-    return { ...config, filters: kept.output.length };
-  },
+  prunedConfig: prunedFilters,
   cost(node, widths) {
     const [kh, kw] = node.config.kernelSize ?? [1, 1];
     const inner = widths.inputs[0] * multiplier(node.config);
