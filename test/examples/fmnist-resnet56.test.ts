@@ -15,6 +15,8 @@ import { loadFashionMnist } from '../../src/data/fashion-mnist.ts';
 import { sliceDataset } from '../../src/data/dataset.ts';
 import { countTotals } from '../../src/model/cost.ts';
 import { analyzeChannels } from '../../src/model/groups.ts';
+import { loadModel } from '../../src/model/io.ts';
+import { evaluate } from '../../src/train/evaluate.ts';
 import { buildFmnistResNet56 } from '../../examples/fmnist-resnet56/model.ts';
 import { loadTorchWeights } from '../../examples/fmnist-resnet56/torch-weights.ts';
 
@@ -22,6 +24,7 @@ const PYTHON = '/usr/bin/python3';
 const SCRIPT = fileURLToPath(new URL('../../examples/fmnist-resnet56/train_torch.py', import.meta.url));
 const hasTorch = spawnSync(PYTHON, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
 const IMAGES = 16;
+const SHIPPED = fileURLToPath(new URL('../../examples/fmnist-resnet56/model', import.meta.url));
 
 test('fmnist-resnet56 is a 56-layer ResNet of 6.67M MACs', async () => {
   await initEngine();
@@ -66,5 +69,24 @@ test('PyTorch and tfjs compute the same function from the exported weights', { s
   } finally {
     model.dispose();
     await rm(dir, { recursive: true, force: true });
+  }
+});
+
+// bench:quality's second model: the checked-in weights are the zoo architecture and score what
+// their training record says (a stale or mismatched model.json/weights.bin pair fails here).
+test('the shipped fmnist-resnet56 is the zoo network and scores its recorded test top-1', async () => {
+  await initEngine();
+  const record = JSON.parse(await readFile(join(SHIPPED, 'training.json'), 'utf8')) as { test: { top1: number; count: number } };
+  const model = await loadModel(SHIPPED);
+  try {
+    assert.deepEqual(countTotals(analyzeChannels(model)), { macs: 6_672_064, params: 217_362 });
+    const testSet = await loadFashionMnist({ split: 'test' });
+    assert.equal(testSet.count, record.test.count);
+    const result = evaluate(model, testSet, { batchSize: 500 });
+    // Another CPU's float rounding may flip an image or two, not more.
+    assert.ok(Math.abs(result.top1 - record.test.top1) <= 0.0005, `top-1 ${result.top1} vs recorded ${record.test.top1}`);
+    assert.ok(result.top1 > 0.92, `top-1 ${result.top1}`);
+  } finally {
+    model.dispose();
   }
 });
