@@ -138,7 +138,8 @@ before(async () => {
     targets: [{ kind: 'flopsCut', value: 0.5 }],
     search: { recoverySteps: 4, recoveryBatchSize: 32, bnRecalibrationBatches: 1, seed: 3 },
     merge: { verifyTop: 3 },
-    finalize: { epochs: 0.5, batchSize: 64, learningRate: 0.01 },
+    // Joint recovery off: the first test checks that an assembled scheme IS the searched candidate.
+    finalize: { epochs: 0.5, batchSize: 64, learningRate: 0.01, jointRecoverySteps: 0 },
   };
   spec = runSpecSchema.parse(specInput);
   const subsets = drawSearchSubsets(trainSet, { searchTrain: 256, searchVal: 256, seed: 3 });
