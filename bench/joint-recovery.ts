@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { initEngine } from '../src/engine/backend.ts';
 import { loadFashionMnist } from '../src/data/fashion-mnist.ts';
-import { finalizeTarget } from '../src/dir/finalize.ts';
+import { cpuSecondsSince, finalizeTarget } from '../src/dir/finalize.ts';
 import { readManifest } from '../src/dir/manifest.ts';
 import { readRunSpec } from '../src/dir/plan.ts';
 import { analyzeChannels } from '../src/model/groups.ts';
@@ -69,7 +69,6 @@ async function main(): Promise<void> {
         trainSet,
         testSet,
       });
-      const cpu = process.cpuUsage(started);
       const m = result.metrics;
       const row = {
         target: name,
@@ -80,7 +79,7 @@ async function main(): Promise<void> {
         searchValAccuracy: round(m.searchVal.accuracy),
         testAccuracyBeforeFineTune: round(m.accuracy.beforeFineTune),
         flopsCut: round(m.achieved.flopsCut),
-        verifyCpuSeconds: round((cpu.user + cpu.system) / 1e6, 1),
+        verifyCpuSeconds: round(cpuSecondsSince(started), 1),
       };
       rows.push(row);
       if (values.json) process.stdout.write(`${JSON.stringify(row)}\n`);

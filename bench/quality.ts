@@ -30,6 +30,7 @@
 import { initEngine } from '../src/engine/backend.ts';
 import { loadFashionMnist } from '../src/data/fashion-mnist.ts';
 import { drawSearchSubsets } from '../src/dir/features.ts';
+import { cpuSecondsSince } from '../src/dir/finalize.ts';
 import { readManifest } from '../src/dir/manifest.ts';
 import { planRun } from '../src/dir/plan.ts';
 import { analyzeChannels } from '../src/model/groups.ts';
@@ -134,8 +135,7 @@ async function main(): Promise<void> {
   }
   const aggregates = aggregateRows(rows);
   const paired = options.methods.includes('emo-dir') ? pairedRows(rows, 'emo-dir') : [];
-  const cpu = process.cpuUsage(cpuStarted);
-  log(`bench:quality done in ${((performance.now() - benchStarted) / 1000).toFixed(0)} s wall, ${((cpu.user + cpu.system) / 1e6).toFixed(0)} CPU-s`);
+  log(`bench:quality done in ${((performance.now() - benchStarted) / 1000).toFixed(0)} s wall, ${cpuSecondsSince(cpuStarted).toFixed(0)} CPU-s`);
   if (options.json) {
     for (const row of [...aggregates, ...paired]) process.stdout.write(`${JSON.stringify(row)}\n`);
   } else {

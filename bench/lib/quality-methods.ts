@@ -33,34 +33,13 @@ import { getJson } from '../../src/store/object-store.ts';
 import type { ObjectStore } from '../../src/store/object-store.ts';
 import { evaluate } from '../../src/train/evaluate.ts';
 import { benchFineTuneSettings, log, round } from './quality-common.ts';
+import type { QualityRow } from './quality-rows.ts';
 import { COMPUTE_VARIANTS } from './quality-options.ts';
 import type { Compute, Method } from './quality-options.ts';
 
-export const RUN_ID = 'bench-quality';
+export type { QualityRow } from './quality-rows.ts';
 
-export interface QualityRow {
-  readonly model: string;
-  readonly method: Method;
-  readonly compute: Compute;
-  readonly targetFlopsCut: number;
-  readonly seed: number;
-  readonly flopsCut: number | null;
-  readonly paramsCut: number | null;
-  /** Test top-1 after the full fine-tune budget. */
-  readonly accuracy: number | null;
-  /** Test top-1 straight after pruning (EMO methods: recovered; mask baselines: BN re-estimated). */
-  readonly accuracyBeforeFineTune: number | null;
-  readonly accuracyAfter1Epoch: number | null;
-  /** Wall seconds of the method's search (features, search, merge; masks for rule baselines). */
-  readonly searchSeconds: number;
-  /** Process CPU seconds of that search (summed worker wall seconds when searches ran as processes). */
-  readonly searchCpuSeconds: number;
-  readonly evaluations: number;
-  /** Images the final network was trained on before the fine-tune (recovery), and in the fine-tune. */
-  readonly recoveryImages: number;
-  readonly fineTuneImages: number;
-  readonly fineTuneCpuSeconds: number;
-}
+export const RUN_ID = 'bench-quality';
 
 export interface SeedContext {
   readonly model: string;
@@ -79,6 +58,11 @@ export interface SeedContext {
   /** The groups every pruning method prunes (the division's searched groups). */
   readonly groupIds: readonly string[];
   readonly emit: (row: QualityRow) => void;
+}
+
+/** EMO-DIR's evaluation count, or without an emo-dir run its nominal budget (population x (generations + 1) per sub-network). */
+function emoEvaluations(ctx: SeedContext, emo: EmoCost | undefined): number {
+  return emo?.evaluations ?? ctx.division.subnetworks.length * ctx.spec.search.population * (ctx.spec.search.generations + 1);
 }
 
 /** What EMO-DIR spent: the reference of the equal-compute variants and of the EMO baselines' budgets. */
@@ -311,8 +295,7 @@ export async function fineTuneVariants(ctx: SeedContext, outcome: BaselineOutcom
 
 export async function runGlobalEmo(ctx: SeedContext, emo: EmoCost | undefined): Promise<void> {
   const { spec, original, analysis, trainSet } = ctx;
-  // Without an emo-dir run, its nominal budget: every sub-network evaluates population x (generations + 1) at most.
-  const evaluations = emo?.evaluations ?? ctx.division.subnetworks.length * spec.search.population * (spec.search.generations + 1);
+  const evaluations = emoEvaluations(ctx, emo);
   const started = performance.now();
   const cpuStarted = process.cpuUsage();
   const division = wholeNetworkDivision(original, analysis);
@@ -386,7 +369,7 @@ function masksOf(ctx: SeedContext, method: MaskMethod, target: number, emo: EmoC
         evaluations: 0,
       };
     case 'eagleeye': {
-      const candidates = emo?.evaluations ?? ctx.division.subnetworks.length * spec.search.population * (spec.search.generations + 1);
+      const candidates = emoEvaluations(ctx, emo);
       const result = eagleEyeSearch(original, analysis, t, adaptiveBnData(ctx), { ...options, candidates, seed: spec.search.seed, log: (m) => log(`  ${m}`) });
       log(`eagleeye ${target}: best search-val top-1 ${(result.best.accuracy * 100).toFixed(2)}% of ${result.evaluations} (median ${(median(result.accuracies) * 100).toFixed(2)}%)`);
       return { masks: result.best.masks, evaluations: result.evaluations };

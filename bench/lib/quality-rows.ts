@@ -5,12 +5,11 @@
  * recomputed over all files together.
  */
 import { z } from 'zod';
-import type { QualityRow } from './quality-methods.ts';
 import { COMPUTE_VARIANTS, METHODS } from './quality-options.ts';
 
 const measured = z.number().nullable();
 
-/** One per-seed row as bench/quality.ts writes it (`QualityRow`). */
+/** One per-seed row as bench/quality.ts writes it: one method x compute variant x target x seed. */
 export const qualityRowSchema = z.object({
   model: z.string().min(1),
   method: z.enum(METHODS),
@@ -19,16 +18,22 @@ export const qualityRowSchema = z.object({
   seed: z.number().int().min(0),
   flopsCut: measured,
   paramsCut: measured,
+  /** Test top-1 after the full fine-tune budget. */
   accuracy: measured,
+  /** Test top-1 straight after pruning (EMO methods: recovered; mask baselines: BN re-estimated). */
   accuracyBeforeFineTune: measured,
   accuracyAfter1Epoch: measured,
+  /** Wall seconds of the method's search (features, search, merge; masks for rule baselines). */
   searchSeconds: z.number(),
+  /** Process CPU seconds of that search (summed worker wall seconds when searches ran as processes). */
   searchCpuSeconds: z.number(),
   evaluations: z.number().int().min(0),
+  /** Images the final network was trained on before the fine-tune (recovery), and in the fine-tune. */
   recoveryImages: z.number().min(0),
   fineTuneImages: z.number().min(0),
   fineTuneCpuSeconds: z.number(),
-}) satisfies z.ZodType<QualityRow>;
+});
+export type QualityRow = z.infer<typeof qualityRowSchema>;
 
 /** The rows bench/quality.ts adds at the end (`seed: "mean"` / `"paired"`), recomputed here. */
 const isSummaryRow = (value: unknown): boolean =>

@@ -319,7 +319,7 @@ function buildWholeNetwork(options: GlobalEmoOptions): WholeNetwork {
 /**
  * global-emo: one NSGA-II over every pruned group of the whole network, at most
  * `budget.evaluations` candidates, each recovered as a whole network (see the module comment).
- * Returns the front of the archive; `pickForTarget` chooses the point the benchmark fine-tunes.
+ * Returns the front and the whole archive; `pickNearTarget` chooses the point the benchmark fine-tunes.
  */
 export async function globalEmoSearch(options: GlobalEmoOptions): Promise<GlobalEmoResult> {
   const { budget } = options;
@@ -394,27 +394,12 @@ export async function globalEmoSearch(options: GlobalEmoOptions): Promise<Global
 }
 
 /**
- * The front point that meets `target` with the least impairment (ties: the cheaper one), or
- * undefined when no point is cheap enough.
- */
-export function pickForTarget(result: Pick<GlobalEmoResult, 'front' | 'original'>, target: BaselineTarget): GlobalEmoPoint | undefined {
-  const budget = targetBudget(target, result.original);
-  let best: GlobalEmoPoint | undefined;
-  for (const point of result.front) {
-    const cost = costFor(budget, point);
-    if (cost > budget.value) continue;
-    if (!best || point.impairment < best.impairment || (point.impairment === best.impairment && cost < costFor(budget, best))) best = point;
-  }
-  return best;
-}
-
-/**
  * The archive point that meets `target` and overshoots it by at most `tolerance` (a cut within
  * [target, target + tolerance]; for budgets, the same window on the cost fraction), with the
  * least impairment; undefined when no evaluated point lands there. The front alone often has no
  * point near a given cut (its points are spread over the whole range), so comparing methods at
  * one cut needs the archive: a dominated point at 70.3% says more about 70% than a front point
- * at 75.6%.
+ * at 75.6%. `tolerance` Infinity picks among every point that meets the target.
  */
 export function pickNearTarget(
   result: Pick<GlobalEmoResult, 'archive' | 'original'>,

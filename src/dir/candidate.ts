@@ -49,8 +49,8 @@ import { normalizedMse, softmaxCrossEntropy, toLogits } from '../train/losses.ts
 import { createOptimizer } from '../train/optimizers.ts';
 import type { OptimizerSpec } from '../train/optimizers.ts';
 import { trainStep, trainableVariables } from '../train/step.ts';
-import { evaluateOnFeatures, featureBatches } from './features.ts';
-import type { BoundaryFeatures, FeatureBatch } from './features.ts';
+import { bnInputBatches, evaluateOnFeatures, recoveryBatches } from './features.ts';
+import type { BoundaryFeatures } from './features.ts';
 import { pruneSubnetwork } from './subnetwork.ts';
 
 export class CandidateError extends Error {
@@ -260,33 +260,6 @@ export function createCandidateEvaluator(options: CandidateEvaluatorOptions): Ca
   /** T_k(X_k) as logits; T_k always in inference mode (frozen weights and BN statistics). */
   const logitsOf = (out: tf.Tensor): tf.Tensor => toLogits(tail ? (tail.apply(out, { training: false }) as tf.Tensor) : out, features.outputKind);
 
-  /** The recovery batches: `steps` of them, epochs of the seeded order, whole batches when possible. */
-  function* recoveryBatches(steps: number): Generator<FeatureBatch> {
-    const dropLast = trainCount >= settings.batchSize;
-    let produced = 0;
-    for (let epoch = RECOVERY_EPOCH_BASE; produced < steps; epoch++) {
-      for (const batch of featureBatches(features, 'train', { batchSize: settings.batchSize, shuffle: true, seed: settings.seed, epoch, dropLast })) {
-        if (produced >= steps) {
-          batch.dispose();
-          return;
-        }
-        produced++;
-        yield batch;
-      }
-    }
-  }
-
-  /** X_{k-1} batches for BN re-estimation; disposes each batch's other tensors itself. */
-  function* bnInputs(): Generator<tf.Tensor> {
-    for (const batch of featureBatches(features, 'train', { batchSize: settings.batchSize, shuffle: true, seed: settings.seed, epoch: BN_EPOCH })) {
-      try {
-        yield batch.input;
-      } finally {
-        batch.dispose();
-      }
-    }
-  }
-
   const recover = (model: tf.LayersModel): RecoveryReport => {
     let firstLoss = Number.NaN;
     let lastLoss = Number.NaN;
@@ -301,7 +274,7 @@ export function createCandidateEvaluator(options: CandidateEvaluatorOptions): Ca
       let firstLossTensor: tf.Tensor | undefined;
       let lastLossTensor: tf.Tensor | undefined;
       try {
-        for (const batch of recoveryBatches(settings.recoverySteps)) {
+        for (const batch of recoveryBatches(features, { batchSize: settings.batchSize, seed: settings.seed, steps: settings.recoverySteps, epochBase: RECOVERY_EPOCH_BASE })) {
           try {
             const loss = trainStep(
               variables,
@@ -341,7 +314,7 @@ export function createCandidateEvaluator(options: CandidateEvaluatorOptions): Ca
     let bnLayers = 0;
     let bnExamples = 0;
     if (settings.bnRecalibrationBatches > 0 && trainCount > 0) {
-      const done = recalibrateBatchNorm(model, bnInputs(), { maxBatches: settings.bnRecalibrationBatches, disposeBatches: false });
+      const done = recalibrateBatchNorm(model, bnInputBatches(features, { batchSize: settings.batchSize, seed: settings.seed, epoch: BN_EPOCH }), { maxBatches: settings.bnRecalibrationBatches, disposeBatches: false });
       bnLayers = done.layers.length;
       bnExamples = done.examples;
     }

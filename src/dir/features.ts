@@ -34,7 +34,7 @@ export { FEATURE_DTYPES, bytesPerValue } from './features/rows.ts';
 export type { FeatureDtype, FeatureRows } from './features/rows.ts';
 export { DEFAULT_FEATURE_STORAGE, FeatureSpool } from './features/spool.ts';
 export type { FeatureStorage } from './features/spool.ts';
-export { evaluateOnFeatures, featureBatches } from './features/batches.ts';
+export { bnInputBatches, evaluateOnFeatures, featureBatches, recoveryBatches } from './features/batches.ts';
 export type { FeatureBatch, FeatureBatchOptions } from './features/batches.ts';
 export { outputMetrics } from './features/metrics.ts';
 export {

@@ -19,7 +19,7 @@ import { trainStep, trainableVariables } from '../train/step.ts';
 import type { RunSpec } from '../schema/spec.ts';
 import { candidateSettingsFromSpec } from './search-task.ts';
 import type { CandidateSettings } from './candidate.ts';
-import { featureBatches } from './features.ts';
+import { bnInputBatches, recoveryBatches } from './features.ts';
 import type { BoundaryFeatures } from './features.ts';
 
 /** The per-sub-network recovery's settings (candidate.ts), applied to the whole network for `steps` batches. */
@@ -42,53 +42,41 @@ export function jointRecover(pruned: tf.LayersModel, original: tf.LayersModel, i
   const kind = outputKind(original);
   const variables = trainableVariables(pruned);
   const optimizer = createOptimizer({ kind: 'sgd', momentum: 0.9, nesterov: true });
-  const dropLast = inputFeatures.train.count >= settings.batchSize;
-  let steps = 0;
   let images = 0;
   try {
-    for (let epoch = JOINT_EPOCH_BASE; steps < settings.steps; epoch++) {
-      for (const batch of featureBatches(inputFeatures, 'train', { batchSize: settings.batchSize, shuffle: true, seed: settings.seed, epoch, dropLast })) {
+    for (const batch of recoveryBatches(inputFeatures, { batchSize: settings.batchSize, seed: settings.seed, steps: settings.steps, epochBase: JOINT_EPOCH_BASE })) {
+      try {
+        const teacher = tf.tidy(() => toLogits(original.apply(batch.input, { training: false }) as tf.Tensor, kind));
         try {
-          if (steps >= settings.steps) continue;
-          const teacher = tf.tidy(() => toLogits(original.apply(batch.input, { training: false }) as tf.Tensor, kind));
-          try {
-            const loss = trainStep(
-              variables,
-              () => {
-                const logits = toLogits(pruned.apply(batch.input, { training: true }) as tf.Tensor, kind);
-                const terms: tf.Scalar[] = [];
-                if (settings.alpha > 0) terms.push(tf.mul(normalizedMse(logits, teacher), settings.alpha));
-                if (settings.beta > 0) terms.push(tf.mul(softmaxCrossEntropy(logits, batch.labels), settings.beta));
-                return (terms.length === 1 ? terms[0] : tf.addN(terms)) as tf.Scalar;
-              },
-              optimizer,
-              settings.learningRate,
-            );
-            loss.dispose();
-          } finally {
-            teacher.dispose();
-          }
-          steps++;
-          images += batch.rows.length;
+          const loss = trainStep(
+            variables,
+            () => {
+              const logits = toLogits(pruned.apply(batch.input, { training: true }) as tf.Tensor, kind);
+              const terms: tf.Scalar[] = [];
+              if (settings.alpha > 0) terms.push(tf.mul(normalizedMse(logits, teacher), settings.alpha));
+              if (settings.beta > 0) terms.push(tf.mul(softmaxCrossEntropy(logits, batch.labels), settings.beta));
+              return (terms.length === 1 ? terms[0] : tf.addN(terms)) as tf.Scalar;
+            },
+            optimizer,
+            settings.learningRate,
+          );
+          loss.dispose();
         } finally {
-          batch.dispose();
+          teacher.dispose();
         }
+        images += batch.rows.length;
+      } finally {
+        batch.dispose();
       }
     }
   } finally {
     optimizer.dispose();
   }
   if (settings.bnRecalibrationBatches > 0) {
-    function* inputs(): Generator<tf.Tensor> {
-      for (const batch of featureBatches(inputFeatures, 'train', { batchSize: settings.batchSize, shuffle: true, seed: settings.seed, epoch: JOINT_BN_EPOCH })) {
-        try {
-          yield batch.input;
-        } finally {
-          batch.dispose();
-        }
-      }
-    }
-    recalibrateBatchNorm(pruned, inputs(), { maxBatches: settings.bnRecalibrationBatches, disposeBatches: false });
+    recalibrateBatchNorm(pruned, bnInputBatches(inputFeatures, { batchSize: settings.batchSize, seed: settings.seed, epoch: JOINT_BN_EPOCH }), {
+      maxBatches: settings.bnRecalibrationBatches,
+      disposeBatches: false,
+    });
   }
   return images;
 }

@@ -22,7 +22,7 @@ import {
   fineTuneAndEvaluate,
   globalEmoMasks,
   globalEmoSearch,
-  pickForTarget,
+  pickNearTarget,
   pruneAtMasks,
   randomMasks,
   recoverGlobalEmoCandidate,
@@ -144,11 +144,11 @@ describe('global-emo', () => {
     // The cheapest point under a loose budget is picked by least impairment among those meeting it.
     const target = { kind: 'flopsCut', value: 0.05 } as const;
     const budget = targetBudget(target, result.original);
-    const picked = pickForTarget(result, target);
+    const picked = pickNearTarget({ archive: result.front, original: result.original }, target, Number.POSITIVE_INFINITY);
     const meeting = result.front.filter((p) => p.macs <= budget.value);
     if (meeting.length === 0) assert.equal(picked, undefined);
     else assert.equal(picked?.impairment, Math.min(...meeting.map((p) => p.impairment)));
-    assert.equal(pickForTarget(result, { kind: 'flopsCut', value: 0.999 }), undefined);
+    assert.equal(pickNearTarget({ archive: result.front, original: result.original }, { kind: 'flopsCut', value: 0.999 }, Number.POSITIVE_INFINITY), undefined);
 
     // Recovery is deterministic: rebuilding the most pruned point's network reproduces its score.
     const point = result.front[0];

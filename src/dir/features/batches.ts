@@ -80,6 +80,37 @@ export function* featureBatches(features: BoundaryFeatures, split: 'train' | 'va
 }
 
 /**
+ * `steps` recovery mini-batches of search-train: epochs `epochBase`, `epochBase + 1`, ... of the
+ * seeded order, whole batches when the split has one (the candidate recovery's and the joint
+ * recovery's batch stream; the caller disposes each batch).
+ */
+export function* recoveryBatches(features: BoundaryFeatures, options: { readonly batchSize: number; readonly seed: number; readonly steps: number; readonly epochBase: number }): Generator<FeatureBatch> {
+  const dropLast = features.train.count >= options.batchSize;
+  let produced = 0;
+  for (let epoch = options.epochBase; produced < options.steps; epoch++) {
+    for (const batch of featureBatches(features, 'train', { batchSize: options.batchSize, shuffle: true, seed: options.seed, epoch, dropLast })) {
+      if (produced >= options.steps) {
+        batch.dispose();
+        return;
+      }
+      produced++;
+      yield batch;
+    }
+  }
+}
+
+/** X_{k-1} batches of search-train in the seeded order of `epoch`, for BN re-estimation; disposes each batch's other tensors itself. */
+export function* bnInputBatches(features: BoundaryFeatures, options: { readonly batchSize: number; readonly seed: number; readonly epoch: number }): Generator<tf.Tensor> {
+  for (const batch of featureBatches(features, 'train', { batchSize: options.batchSize, shuffle: true, seed: options.seed, epoch: options.epoch })) {
+    try {
+      yield batch.input;
+    } finally {
+      batch.dispose();
+    }
+  }
+}
+
+/**
  * CE and accuracy of `forward` (e.g. T_k, or T_k after S_k') applied to the split's X_{k-1}
  * (`from: 'input'`) or X_k (`from: 'output'`), in inference mode. The impairment of a candidate
  * is `metrics.loss - features.baseline.loss`.
