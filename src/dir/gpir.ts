@@ -86,6 +86,15 @@ export const gpirOptionsSchema = z.strictObject({
   verifyTop: z.number().int().min(1).max(100).default(3),
   /** The cost the ranking trace saves. */
   rankBy: z.enum(['flops', 'params']).default('flops'),
+  /**
+   * Land near the target, not only under it: schemes whose cost is within this fraction of the
+   * original cost below the budget (a flopsCut target of 0.5 with 0.01: cuts of 50-51%) are the
+   * only ones returned when there are any. Without it (or when that band holds no scheme) the
+   * least-impaired schemes anywhere under the budget are. Whole-network cuts compare only at
+   * equal cost: a scheme that cuts 3 points more with a lower *estimated* impairment is still a
+   * different, smaller network.
+   */
+  tolerance: z.number().min(0).lt(1).optional(),
 });
 
 export type FrontPoint = z.infer<typeof frontPointSchema>;
@@ -137,8 +146,10 @@ export interface TargetResult {
   readonly target: GpirTarget;
   /** The whole-network cost limit the target means. */
   readonly budget: { readonly kind: CostKind; readonly value: number };
-  /** The `verifyTop` best distinct schemes within the budget, least impairment first. */
+  /** The `verifyTop` best distinct schemes within the budget (and the band, if met), least impairment first. */
   readonly schemes: readonly JointScheme[];
+  /** With a `tolerance`: the band's cost range and whether any scheme lies in it (else `schemes` ignore it). */
+  readonly band?: { readonly lower: number; readonly upper: number; readonly met: boolean };
   /** The cheapest-impairment scheme of the ranking trace within the budget (for comparison). */
   readonly ranking: JointScheme;
 }
@@ -342,7 +353,7 @@ export function jointFrontByRanking(input: GpirInput, kind: CostKind = 'flops'):
  * scheme is feasible; each returned scheme is also re-checked exactly (floating-point paranoia).
  */
 export function solveTarget(input: GpirInput, target: GpirTarget, options: GpirOptions = {}): TargetResult {
-  const { resolution, verifyTop, rankBy } = parseOptions(options);
+  const { resolution, verifyTop, rankBy, tolerance } = parseOptions(options);
   const original = originalCost(input);
   const budget = targetBudget(target, original);
   const kind = budget.kind;
@@ -372,11 +383,13 @@ export function solveTarget(input: GpirInput, target: GpirTarget, options: GpirO
     }),
   );
   // Per front, the candidate points in ascending cell cost (the DP loop stops at the first that
-  // overflows). A point dominated (in cells and impairment) by `verifyTop` others of its front
-  // can be skipped: each scheme using it is beaten by `verifyTop` distinct schemes using them.
+  // overflows). Without a band, a point dominated (in cells and impairment) by `verifyTop` others
+  // of its front can be skipped: each scheme using it is beaten by `verifyTop` distinct schemes
+  // using them. With one it cannot: its extra cost may be what lifts a scheme into the band.
   const candidates = fronts.map((f, k) => {
     const usable = f.points.map((_, j) => j).filter((j) => weights[k][j] >= 0);
     const kept = usable.filter((j) => {
+      if (tolerance !== undefined) return true;
       let dominators = 0;
       for (const i of usable) {
         const wi = weights[k][i];
@@ -428,9 +441,12 @@ export function solveTarget(input: GpirInput, target: GpirTarget, options: GpirO
   }
   finals.sort((a, b) => a.impairment - b.impairment || a.cell - b.cell || a.rank - b.rank);
 
+  const lower = tolerance === undefined ? undefined : budget.value - tolerance * original[kind];
+  const inBand: JointScheme[] = [];
   const schemes: JointScheme[] = [];
   for (const final of finals) {
-    if (schemes.length >= top) break;
+    // The band's schemes may lie deep in the ranking; the unbanded list is full after `top`.
+    if (inBand.length >= top || (lower === undefined && schemes.length >= top)) break;
     const picks: FrontPoint[] = new Array<FrontPoint>(fronts.length);
     let cell = final.cell;
     let rank = final.rank;
@@ -442,7 +458,9 @@ export function solveTarget(input: GpirInput, target: GpirTarget, options: GpirO
       cell -= weights[k][j];
     }
     const scheme = makeScheme(input, original, picks);
-    if (scheme[kind] <= budget.value) schemes.push(scheme);
+    if (scheme[kind] > budget.value) continue;
+    if (schemes.length < top) schemes.push(scheme);
+    if (lower !== undefined && scheme[kind] >= lower) inBand.push(scheme);
   }
 
   const trace = jointFrontByRanking(input, rankBy);
@@ -455,7 +473,9 @@ export function solveTarget(input: GpirInput, target: GpirTarget, options: GpirO
       break;
     }
   }
-  return { target, budget, schemes, ranking };
+  if (lower === undefined) return { target, budget, schemes, ranking };
+  const band = { lower, upper: budget.value, met: inBand.length > 0 };
+  return { target, budget, schemes: band.met ? inBand : schemes, ranking, band };
 }
 
 /** Inserts (value, point, prevRank) into the sorted list of `top` slots at `offset`, if it makes the cut. */

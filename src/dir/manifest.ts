@@ -174,6 +174,11 @@ export const planSchema = z
      * may not reach the budget; it is then the trace's cheapest scheme.
      */
     ranking: planSchemeSchema.optional(),
+    /**
+     * The cost band next to the budget that `schemes` were drawn from (spec merge.targetTolerance);
+     * `met: false` = no scheme lay in it, so `schemes` are the best anywhere under the budget.
+     */
+    band: z.strictObject({ lower: finite, upper: finite, met: z.boolean() }).optional(),
     error: z.string().min(1).optional(),
     /** The cheapest achievable cost when the target is infeasible. */
     minimum: finite.optional(),

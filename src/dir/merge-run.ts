@@ -224,6 +224,7 @@ export async function mergeRun(store: ObjectStore, runId: string, options: Merge
         verifyTop: spec.merge.verifyTop,
         resolution: spec.merge.resolution,
         rankBy,
+        tolerance: spec.merge.targetTolerance,
       });
       if (result.schemes.length === 0) {
         return { ...base, budget: result.budget, schemes: [], error: `no scheme within the budget of ${result.budget.value} ${result.budget.kind} was found` };
@@ -233,6 +234,7 @@ export async function mergeRun(store: ObjectStore, runId: string, options: Merge
         budget: result.budget,
         schemes: result.schemes.map((scheme, i) => planScheme(scheme, i + 1, fronts)),
         ranking: planScheme(result.ranking, 1, fronts),
+        ...(result.band ? { band: result.band } : {}),
       };
     } catch (error) {
       if (!(error instanceof InfeasibleTargetError)) throw error;
@@ -274,6 +276,7 @@ export async function mergeRun(store: ObjectStore, runId: string, options: Merge
       outcome,
       schemes: plan.schemes.length,
       ...(plan.error === undefined ? { estimatedImpairment: plan.schemes[0].estimatedImpairment, flopsCut: plan.schemes[0].flopsCut } : { error: plan.error }),
+      ...(plan.band?.met === false ? { band: `no scheme within merge.targetTolerance of the target; verifying the best under the budget` } : {}),
     });
   }
   await writeJsonOnce(store, keys.merge.jointFront, parseWith(jointFrontFileSchema, jointFront, `joint front ${keys.merge.jointFront}`));

@@ -122,6 +122,13 @@ export const mergeSpecSchema = z.object({
   verifyTop: z.number().int().min(1).default(3),
   /** Cost buckets of the multiple-choice knapsack. */
   resolution: z.number().int().min(10).default(10_000),
+  /**
+   * How far past a target the verified schemes may land, as a fraction of the original network's
+   * cost: 0.01 makes a 50% FLOPs cut land at 50-51% whenever the fronts can. Only when no scheme
+   * lies in that band are the least-impaired schemes anywhere under the budget verified (the
+   * plan's `band.met` says which happened).
+   */
+  targetTolerance: z.number().min(0).lt(1).default(0.01),
 });
 
 export const finalizeSpecSchema = z.object({

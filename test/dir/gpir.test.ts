@@ -73,6 +73,53 @@ test('knapsack DP finds the brute-force optimum and the same top-k values (integ
   );
 });
 
+test('with a tolerance the DP returns the best schemes in the band next to the budget, or the unbanded ones when the band is empty', () => {
+  fc.assert(
+    fc.property(
+      frontsArb(true),
+      fc.integer({ min: 0, max: 250 }),
+      fc.integer({ min: 1, max: 4 }),
+      fc.integer({ min: 0, max: 30 }).map((v) => v / 100),
+      (input, budget, verifyTop, tolerance) => {
+        const schemes = allSchemes(input);
+        const feasible = schemes.filter((s) => s.flops <= budget);
+        fc.pre(feasible.length > 0 && budget > 0);
+        const minimum = Math.min(...schemes.map((s) => s.flops));
+        const lower = budget - tolerance * originalCost(input).flops;
+        const inBand = feasible.filter((s) => s.flops >= lower);
+        const expected = (inBand.length > 0 ? inBand : feasible).map((s) => s.impairment).sort((a, b) => a - b);
+        const result = solveTarget(input, { kind: 'flopsBudget', value: budget }, { resolution: Math.max(1, budget - minimum), verifyTop, tolerance });
+        assert.deepEqual(result.band, { lower, upper: budget, met: inBand.length > 0 });
+        assert.equal(result.schemes.length, Math.min(verifyTop, expected.length));
+        result.schemes.forEach((s, r) => assert.ok(close(s.impairment, expected[r]), `rank ${r}: ${s.impairment} vs ${expected[r]}`));
+        for (const s of result.schemes) {
+          assert.ok(s.flops <= budget, 'never over budget');
+          if (inBand.length > 0) assert.ok(s.flops >= lower, 'inside the band when the band has schemes');
+        }
+      },
+    ),
+    { numRuns: 300 },
+  );
+});
+
+test('a hand-made band: the least-impaired scheme overshoots the target, the band keeps the one at it', () => {
+  // Cutting 40% of 100 FLOPs: point `deep` (cost 50, cut 50%) has the lower estimated impairment
+  // by noise; `at` (cost 60, cut exactly 40%) is what the target asks for.
+  const input = parseGpirInput({
+    fixed: { flops: 0, params: 0 },
+    fronts: [{ subnet: 'a', points: [{ id: 'full', flops: 100, params: 10, impairment: 0 }, { id: 'at', flops: 60, params: 6, impairment: 0.3 }, { id: 'deep', flops: 50, params: 5, impairment: 0.2 }] }],
+  });
+  const target = { kind: 'flopsCut' as const, value: 0.4 };
+  assert.deepEqual(solveTarget(input, target, { verifyTop: 1 }).schemes[0].choice, ['deep']);
+  const banded = solveTarget(input, target, { verifyTop: 1, tolerance: 0.01 });
+  assert.deepEqual(banded.schemes[0].choice, ['at']);
+  assert.equal(banded.band?.met, true);
+  // A band too narrow for any scheme: the best under the budget, and the plan says so.
+  const empty = solveTarget(input, { kind: 'flopsCut', value: 0.35 }, { verifyTop: 1, tolerance: 0.01 });
+  assert.deepEqual(empty.schemes[0].choice, ['deep']);
+  assert.equal(empty.band?.met, false);
+});
+
 test('with coarse cells the DP stays within budget and is sandwiched between exact optima', () => {
   fc.assert(
     fc.property(frontsArb(false), fc.double({ min: 0, max: 1, noNaN: true }), fc.integer({ min: 1, max: 30 }), (input, fraction, resolution) => {

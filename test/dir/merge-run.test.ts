@@ -101,9 +101,13 @@ describe('mergeRun', () => {
       const limit = (1 - target.value) * manifest.model[kind];
       assert.equal(plan.budget?.value, limit);
       assert.equal(plan.schemes.length, 3);
+      // The spec's default merge.targetTolerance (0.01) keeps the schemes within 1% past the target.
+      const floor = limit - 0.01 * manifest.model[kind];
+      assert.deepEqual(plan.band, { lower: floor, upper: limit, met: true });
       plan.schemes.forEach((scheme, i) => {
         assert.equal(scheme.rank, i + 1);
         assert.ok(scheme[kind] <= limit, `${target.name} scheme ${i + 1}: ${scheme[kind]} > ${limit}`);
+        assert.ok(scheme[kind] >= floor, `${target.name} scheme ${i + 1}: ${scheme[kind]} < ${floor}, past the band`);
         if (i > 0) assert.ok(scheme.estimatedImpairment >= plan.schemes[i - 1].estimatedImpairment, 'best first');
         assert.deepEqual(scheme.picks.map((p) => p.subnet), manifest.subnetworks);
         // Totals are recomputable from the picks alone (finalize relies on the plan only).
