@@ -3,11 +3,14 @@
  * parallel) into mean +- SE per cell and paired differences EMO-DIR minus each baseline: the
  * tables bench:quality prints, Markdown for bench/README.md, or the aggregate JSON rows.
  *
- *   node --import tsx bench/quality-summary.ts run-s1.jsonl run-s2.jsonl ... [--markdown | --json]
+ *   node --import tsx bench/quality-summary.ts run-s1.jsonl run-s2.jsonl ... [--override rerun.jsonl ...]
+ *     [--markdown | --json]
  *
  * Only per-seed rows are read (aggregate and paired rows in the files are recomputed); a seed
- * measured twice for one cell is an error (it would be counted as two seeds). A run that was
- * stopped part-way contributes the rows it wrote.
+ * measured twice for one cell is an error (it would be counted as two seeds), except that the
+ * rows of an `--override` file replace the same cells of the plain files (one method re-measured
+ * after a change to it; each replacement is logged on stderr). A run that was stopped part-way
+ * contributes the rows it wrote.
  */
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
@@ -18,14 +21,19 @@ import { aggregateRows, pairedRows } from './lib/quality-stats.ts';
 
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
-    options: { markdown: { type: 'boolean', default: false }, json: { type: 'boolean', default: false } },
+    options: {
+      markdown: { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+      override: { type: 'string', multiple: true, default: [] },
+    },
     allowPositionals: true,
     strict: true,
   });
   if (positionals.length === 0) throw new Error('give one or more files written by bench:quality --json');
   if (values.markdown && values.json) throw new Error('give --markdown or --json, not both');
-  const outputs = await Promise.all(positionals.map(async (file) => ({ file, text: await readFile(file, 'utf8') })));
-  const rows = collectSeedRows(outputs);
+  const read = (override: boolean) => (file: string) => readFile(file, 'utf8').then((text) => ({ file, text, override }));
+  const outputs = await Promise.all([...positionals.map(read(false)), ...values.override.map(read(true))]);
+  const rows = collectSeedRows(outputs, (message) => process.stderr.write(`override: ${message}\n`));
   const aggregates = aggregateRows(rows);
   const paired = pairedRows(rows, 'emo-dir');
   if (values.json) for (const row of [...aggregates, ...paired]) process.stdout.write(`${JSON.stringify(row)}\n`);

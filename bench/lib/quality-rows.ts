@@ -43,17 +43,26 @@ export interface QualityOutput {
   /** Where the text came from, for error messages. */
   readonly file: string;
   readonly text: string;
+  /**
+   * Its rows replace the same cells (model, method, compute, target, seed) read from the plain
+   * outputs: a re-measurement of one method after a change to it, while the others' rows stand.
+   */
+  readonly override?: boolean;
 }
 
 /**
  * The per-seed rows of every output, validated. A bad line is an error naming the file, the
  * line and (for a schema error) the field; a (model, method, compute, target, seed) measured in
- * two outputs is an error too: averaging it twice would count one seed as two.
+ * two outputs is an error too (averaging it twice would count one seed as two), unless the later
+ * one is an `override` output and the earlier one is not: its row then takes the earlier row's
+ * place. `replaced` receives each replacement.
  */
-export function collectSeedRows(outputs: readonly QualityOutput[]): QualityRow[] {
+export function collectSeedRows(outputs: readonly QualityOutput[], replaced: (message: string) => void = () => undefined): QualityRow[] {
   const rows: QualityRow[] = [];
-  const firstSeen = new Map<string, string>();
-  for (const { file, text } of outputs) {
+  const firstSeen = new Map<string, { where: string; index: number; override: boolean }>();
+  // Plain outputs first, whatever the order given: an override replaces, it is never replaced.
+  const ordered = [...outputs.filter((o) => o.override !== true), ...outputs.filter((o) => o.override === true)];
+  for (const { file, text, override = false } of ordered) {
     text.split('\n').forEach((line, index) => {
       if (line.trim() === '') return;
       const where = `${file}:${index + 1}`;
@@ -72,8 +81,14 @@ export function collectSeedRows(outputs: readonly QualityOutput[]): QualityRow[]
       const row = parsed.data;
       const key = `${row.model} ${row.method} ${row.compute} target ${row.targetFlopsCut} seed ${row.seed}`;
       const earlier = firstSeen.get(key);
-      if (earlier !== undefined) throw new Error(`${where}: ${key} was already read at ${earlier}`);
-      firstSeen.set(key, where);
+      if (earlier !== undefined && (!override || earlier.override)) throw new Error(`${where}: ${key} was already read at ${earlier.where}`);
+      if (earlier !== undefined) {
+        rows[earlier.index] = row;
+        firstSeen.set(key, { where, index: earlier.index, override });
+        replaced(`${key}: ${earlier.where} replaced by ${where}`);
+        return;
+      }
+      firstSeen.set(key, { where, index: rows.length, override });
       rows.push(row);
     });
   }

@@ -57,6 +57,34 @@ test('a seed measured in two outputs is an error naming both places', () => {
   );
 });
 
+test('an override output replaces the same cells of the plain outputs, in place, whatever the order given', () => {
+  const plain = jsonl([seedRow('emo-dir', 1, 0.86), seedRow('uniform-l1', 1, 0.82)]);
+  const rerun = jsonl([seedRow('emo-dir', 1, 0.9), seedRow('emo-dir', 2, 0.88)]);
+  const replaced: string[] = [];
+  const rows = collectSeedRows(
+    [
+      { file: 'rerun.jsonl', text: rerun, override: true },
+      { file: 's1.jsonl', text: plain },
+    ],
+    (m) => replaced.push(m),
+  );
+  assert.deepEqual(
+    rows.map((r) => `${r.method}/${r.seed}/${r.accuracy}`),
+    ['emo-dir/1/0.9', 'uniform-l1/1/0.82', 'emo-dir/2/0.88'],
+  );
+  assert.deepEqual(replaced, ['fmnist-resnet emo-dir standard target 0.7 seed 1: s1.jsonl:1 replaced by rerun.jsonl:1']);
+  // Two overrides of one cell are still one seed measured twice.
+  assert.throws(
+    () =>
+      collectSeedRows([
+        { file: 's1.jsonl', text: plain },
+        { file: 'a.jsonl', text: rerun, override: true },
+        { file: 'b.jsonl', text: rerun, override: true },
+      ]),
+    /b\.jsonl:1: .* was already read at a\.jsonl:1/,
+  );
+});
+
 test('a bad line names the file, the line and the field', () => {
   const good = JSON.stringify(seedRow('emo-dir', 1, 0.86));
   assert.throws(() => collectSeedRows([{ file: 'x.jsonl', text: `${good}\n{oops\n` }]), /x\.jsonl:2: not JSON/);
