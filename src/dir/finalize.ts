@@ -63,7 +63,7 @@ import { createCandidateEvaluator } from './candidate.ts';
 import type { CandidateEvaluator, CandidateSettings } from './candidate.ts';
 import type { Division, SubnetworkSpec } from './divide.ts';
 import { evaluateOnFeatures, loadBoundaryFeatures } from './features.ts';
-import { jointRecover, jointRecoverySettingsFromSpec } from './joint-recovery.ts';
+import { jointRecover, jointRecoverySettingsFromSpec, TeacherLogits } from './joint-recovery.ts';
 import { readManifest } from './manifest.ts';
 import { candidateSettingsFromSpec } from './search-task.ts';
 import { loadSpecModel, readRunSpec } from './plan.ts';
@@ -571,6 +571,8 @@ export async function finalizeTarget(input: FinalizeInput): Promise<FinalizeResu
   // ---- verify ----
   const verified: VerifiedScheme[] = [];
   let best: { model: tf.LayersModel; index: number; masks: Record<string, Uint8Array> } | undefined;
+  // Every scheme's joint recovery trains on the same batches: the original's logits once.
+  const teacherLogits = new TeacherLogits(model);
   try {
     try {
       for (const { scheme, picks } of schemes) {
@@ -580,7 +582,7 @@ export async function finalizeTarget(input: FinalizeInput): Promise<FinalizeResu
         const assembled = assemblePrunedModel(model, analysis, masksBySubnet, weights, { division });
         let keep = false;
         try {
-          jointRecover(assembled, model, valFeatures, jointRecoverySettingsFromSpec(spec));
+          jointRecover(assembled, model, valFeatures, jointRecoverySettingsFromSpec(spec), teacherLogits);
           const measured = evaluateOnFeatures(assembled, valFeatures, 'val', 'input', 256);
           const union = Object.assign({}, ...Object.values(masksBySubnet)) as Record<string, Uint8Array>;
           const cost = countCost(analysis, union);
@@ -612,6 +614,7 @@ export async function finalizeTarget(input: FinalizeInput): Promise<FinalizeResu
     } finally {
       for (const m of recovered.values()) m.dispose();
       for (const r of recoveries.values()) for (const piece of r.pieces) piece.dispose();
+      teacherLogits.dispose();
     }
     if (best === undefined) throw new FinalizeError(`${planSource}: no scheme to verify`);
     const chosen = verified[best.index];

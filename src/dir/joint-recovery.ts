@@ -9,7 +9,10 @@
  * repair most of that interaction before the scheme is measured and chosen.
  *
  * Deterministic (seeded batch order, fresh optimiser, no random initialisation), so a retried
- * finalize verifies the same network.
+ * finalize verifies the same network. The same determinism means every scheme of a target is
+ * trained on the same batches towards the same teacher logits: a `TeacherLogits` shared across
+ * the schemes computes the original network's forward pass once per batch instead of once per
+ * batch and scheme.
  */
 import { tf } from '../engine/backend.ts';
 import { recalibrateBatchNorm } from '../train/bn-recalibrate.ts';
@@ -32,21 +35,63 @@ const JOINT_EPOCH_BASE = 0x6a6f0000; // 'jo'
 const JOINT_BN_EPOCH = 0x6a6f626e; // 'jobn'
 
 /**
+ * The original network's logits per joint-recovery step, computed on first use and kept (a few
+ * hundred floats per image of a batch). Each entry remembers its batch's rows, so a caller whose
+ * batches differ (other settings or features) fails loudly instead of training on wrong targets.
+ */
+export class TeacherLogits {
+  private readonly entries = new Map<number, { readonly rows: Int32Array; readonly logits: tf.Tensor }>();
+
+  constructor(readonly original: tf.LayersModel) {}
+
+  logitsFor(step: number, rows: Int32Array, input: tf.Tensor): tf.Tensor {
+    const cached = this.entries.get(step);
+    if (cached) {
+      if (cached.rows.length !== rows.length || cached.rows.some((row, i) => row !== rows[i])) {
+        throw new Error(`teacher logits of joint-recovery step ${step} were computed for other search-train rows`);
+      }
+      return cached.logits;
+    }
+    const kind = outputKind(this.original);
+    const logits = tf.keep(tf.tidy(() => toLogits(this.original.apply(input, { training: false }) as tf.Tensor, kind)));
+    this.entries.set(step, { rows: rows.slice(), logits });
+    return logits;
+  }
+
+  dispose(): void {
+    for (const entry of this.entries.values()) entry.logits.dispose();
+    this.entries.clear();
+  }
+}
+
+/**
  * Trains `pruned` (the assembled network, images -> logits) in place for `settings.steps` batches
  * of the first sub-network's search-train rows (X_0 = the normalised images), then re-estimates
- * its BN statistics. `original` (the unpruned network) is the frozen teacher. Returns the image
- * passes spent.
+ * its BN statistics. `original` (the unpruned network) is the frozen teacher; `teacherLogits`
+ * (of `original`), shared by the schemes of one finalize, saves its forward passes. Returns the
+ * image passes spent.
  */
-export function jointRecover(pruned: tf.LayersModel, original: tf.LayersModel, inputFeatures: BoundaryFeatures, settings: JointRecoverySettings): number {
+export function jointRecover(
+  pruned: tf.LayersModel,
+  original: tf.LayersModel,
+  inputFeatures: BoundaryFeatures,
+  settings: JointRecoverySettings,
+  teacherLogits?: TeacherLogits,
+): number {
   if (settings.steps <= 0 || inputFeatures.train.count === 0) return 0;
+  if (teacherLogits && teacherLogits.original !== original) throw new Error('jointRecover: the teacher logits are of another network than `original`');
   const kind = outputKind(original);
   const variables = trainableVariables(pruned);
   const optimizer = createOptimizer({ kind: 'sgd', momentum: 0.9, nesterov: true });
   let images = 0;
+  let step = 0;
   try {
     for (const batch of recoveryBatches(inputFeatures, { batchSize: settings.batchSize, seed: settings.seed, steps: settings.steps, epochBase: JOINT_EPOCH_BASE })) {
       try {
-        const teacher = tf.tidy(() => toLogits(original.apply(batch.input, { training: false }) as tf.Tensor, kind));
+        const teacher = teacherLogits
+          ? teacherLogits.logitsFor(step, batch.rows, batch.input)
+          : tf.tidy(() => toLogits(original.apply(batch.input, { training: false }) as tf.Tensor, kind));
+        step++;
         try {
           const loss = trainStep(
             variables,
@@ -62,7 +107,7 @@ export function jointRecover(pruned: tf.LayersModel, original: tf.LayersModel, i
           );
           loss.dispose();
         } finally {
-          teacher.dispose();
+          if (!teacherLogits) teacher.dispose();
         }
         images += batch.rows.length;
       } finally {

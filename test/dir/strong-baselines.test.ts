@@ -26,7 +26,7 @@ import { slimmingMasks } from '../../src/dir/baselines/slimming.ts';
 import { globalTaylorMasks } from '../../src/dir/baselines/taylor.ts';
 import { computeBoundaryFeatures, drawSearchSubsets } from '../../src/dir/features.ts';
 import { wholeNetworkDivision } from '../../src/dir/baselines.ts';
-import { jointRecover } from '../../src/dir/joint-recovery.ts';
+import { jointRecover, TeacherLogits } from '../../src/dir/joint-recovery.ts';
 
 const EXAMPLE = fileURLToPath(new URL('../../examples/fmnist-resnet/model', import.meta.url));
 const FIXTURE = fileURLToPath(new URL('./fixtures/fmnist-resnet-4k', import.meta.url));
@@ -144,6 +144,33 @@ describe('joint recovery', () => {
     } finally {
       a.dispose();
       b.dispose();
+    }
+  });
+
+  test('shared teacher logits: the same networks as without them, and batches of other rows are refused', async () => {
+    const division = wholeNetworkDivision(model, analysis);
+    const subsets = drawSearchSubsets(trainSet, { searchTrain: 128, searchVal: 64, seed: 2 });
+    const features = (await computeBoundaryFeatures(model, division, trainSet, subsets, { batchSize: 128, log: () => undefined })).get('k1')!;
+    const masks = uniformL1Masks(model, analysis, { kind: 'flopsCut', value: 0.5 }).masks;
+    const settings = { steps: 3, batchSize: 32, learningRate: 0.01, alpha: 1, beta: 1, bnRecalibrationBatches: 1, seed: 5 };
+    const networks = [0, 1, 2].map(() => pruneAtMasks(model, analysis, masks).model);
+    const teacher = new TeacherLogits(model);
+    try {
+      jointRecover(networks[0], model, features, settings);
+      // The first shared call fills the cache, the second reads it.
+      jointRecover(networks[1], model, features, settings, teacher);
+      jointRecover(networks[2], model, features, settings, teacher);
+      const weights = networks.map((n) => n.getWeights().map((w) => Array.from(w.dataSync())));
+      assert.deepEqual(weights[1], weights[0]);
+      assert.deepEqual(weights[2], weights[0]);
+      assert.throws(() => jointRecover(networks[0], model, features, { ...settings, seed: 6 }, teacher), /step 0 were computed for other search-train rows/);
+      // One logits tensor per step, freed by dispose.
+      const held = tf.memory().numTensors;
+      teacher.dispose();
+      assert.equal(tf.memory().numTensors, held - settings.steps);
+    } finally {
+      teacher.dispose();
+      for (const n of networks) n.dispose();
     }
   });
 });
