@@ -30,7 +30,6 @@ import { readRunSpec } from '../src/dir/plan.ts';
 import { decodeGenome } from '../src/emo/genome.ts';
 import { analyzeChannels, genomeSlots, masksFromGenome } from '../src/model/groups.ts';
 import { loadModel } from '../src/model/io.ts';
-
 import { targetName } from '../src/schema/spec.ts';
 import { FileStore } from '../src/store/file-store.ts';
 import { getJson } from '../src/store/object-store.ts';
