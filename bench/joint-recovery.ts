@@ -12,9 +12,6 @@
  * Each setting works on a copy of the store with the targets' results removed, so the original
  * run is untouched.
  */
-import { cp, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { initEngine } from '../src/engine/backend.ts';
 import { loadFashionMnist } from '../src/data/fashion-mnist.ts';
@@ -25,7 +22,7 @@ import { analyzeChannels } from '../src/model/groups.ts';
 import { loadModel } from '../src/model/io.ts';
 import { targetName } from '../src/schema/spec.ts';
 import { FileStore } from '../src/store/file-store.ts';
-import { log, parseNumberList, round } from './lib/quality-common.ts';
+import { log, parseNumberList, round, storeCopyWithoutTargets } from './lib/quality-common.ts';
 import { formatTable } from './lib/table.ts';
 
 async function main(): Promise<void> {
@@ -51,10 +48,7 @@ async function main(): Promise<void> {
   const testSet = await loadFashionMnist({ split: 'test', log });
   const rows: Record<string, number | string | null>[] = [];
   for (const steps of stepsList) {
-    const copy = await mkdtemp(join(tmpdir(), 'emo-dir-joint-'));
-    await cp(values.store, copy, { recursive: true });
-    await rm(join(copy, 'runs', runId, 'targets'), { recursive: true, force: true });
-    const store = new FileStore(copy);
+    const { store, remove } = await storeCopyWithoutTargets(values.store, runId);
     for (const target of manifest.targets) {
       const name = targetName(target);
       const started = process.cpuUsage();
@@ -85,7 +79,7 @@ async function main(): Promise<void> {
       if (values.json) process.stdout.write(`${JSON.stringify(row)}\n`);
       else log(`row: ${JSON.stringify(row)}`);
     }
-    await rm(copy, { recursive: true, force: true });
+    await remove();
   }
   model.dispose();
   if (!values.json) {

@@ -2,8 +2,8 @@
  * Allocation or weights? For a finished bench:quality store, every target's chosen EMO-DIR scheme
  * is fine-tuned twice with the benchmark's fine-tune, from two starts:
  *   recovered  EMO-DIR as shipped: the searched sub-networks' recovered weights, joint recovery
- *              (`--joint-recovery-steps`, default 40, the spec default, whatever the stored
- *              spec says: stores from before that default ran without), then the fine-tune;
+ *              (`--joint-recovery-steps`, default the spec schema's, whatever the stored spec
+ *              says: stores from before that default ran without), then the fine-tune;
  *   original   the same channel masks on the original weights with BN re-estimated on
  *              search-train (how every mask baseline starts), then the same fine-tune.
  * If `original` ends higher, the search's allocation is fine and its recovered weights fine-tune
@@ -15,14 +15,10 @@
  *
  * Works on a copy of the store with the targets' results removed; the original run is untouched.
  */
-import { cp, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { initEngine } from '../src/engine/backend.ts';
 import { loadFashionMnist } from '../src/data/fashion-mnist.ts';
 import { adaptBatchNorm, scoreOnSearchVal } from '../src/dir/baselines/adaptive-bn.ts';
-import type { AdaptiveBnData } from '../src/dir/baselines/adaptive-bn.ts';
 import { drawSearchSubsets } from '../src/dir/features.ts';
 import { fineTuneAndEvaluate, finalizeTarget, pruneAtMasks } from '../src/dir/finalize.ts';
 import { planSchema, readManifest } from '../src/dir/manifest.ts';
@@ -30,11 +26,11 @@ import { readRunSpec } from '../src/dir/plan.ts';
 import { decodeGenome } from '../src/emo/genome.ts';
 import { analyzeChannels, genomeSlots, masksFromGenome } from '../src/model/groups.ts';
 import { loadModel } from '../src/model/io.ts';
-import { targetName } from '../src/schema/spec.ts';
-import { FileStore } from '../src/store/file-store.ts';
+import { finalizeSpecSchema, targetName } from '../src/schema/spec.ts';
 import { getJson } from '../src/store/object-store.ts';
 import { runKeys } from '../src/store/keys.ts';
-import { benchFineTuneSettings, log, round } from './lib/quality-common.ts';
+import { benchFineTuneSettings, log, round, storeCopyWithoutTargets } from './lib/quality-common.ts';
+import { adaptiveBnData } from './lib/quality-methods.ts';
 import { formatTable } from './lib/table.ts';
 
 async function main(): Promise<void> {
@@ -50,13 +46,10 @@ async function main(): Promise<void> {
   if (!values.store) throw new Error('--store: the directory of a finished run (bench:quality logs it as "store: ...")');
   const runId = values['run-id'];
   await initEngine({ log });
-  const copy = await mkdtemp(join(tmpdir(), 'emo-dir-start-'));
-  await cp(values.store, copy, { recursive: true });
-  await rm(join(copy, 'runs', runId, 'targets'), { recursive: true, force: true });
-  const store = new FileStore(copy);
+  const { store, remove } = await storeCopyWithoutTargets(values.store, runId);
   const manifest = await readManifest(store, runId);
   const stored = await readRunSpec(store, manifest.specKey);
-  const jointRecoverySteps = values['joint-recovery-steps'] === undefined ? 40 : Number(values['joint-recovery-steps']);
+  const jointRecoverySteps = values['joint-recovery-steps'] === undefined ? finalizeSpecSchema.parse({}).jointRecoverySteps : Number(values['joint-recovery-steps']);
   if (!Number.isInteger(jointRecoverySteps) || jointRecoverySteps < 0) throw new Error(`--joint-recovery-steps: expected an integer >= 0, got '${values['joint-recovery-steps']}'`);
   const spec = { ...stored, finalize: { ...stored.finalize, jointRecoverySteps } };
   const model = await loadModel(spec.model);
@@ -65,14 +58,7 @@ async function main(): Promise<void> {
   const trainSet = await loadFashionMnist({ split: 'train', log });
   const testSet = await loadFashionMnist({ split: 'test', log });
   const subsets = drawSearchSubsets(trainSet, { searchTrain: spec.dataset.searchTrain, searchVal: spec.dataset.searchVal, seed: spec.search.seed });
-  const bnData: AdaptiveBnData = {
-    trainSet,
-    bnIndices: subsets.train,
-    valIndices: subsets.val,
-    batchSize: spec.search.recoveryBatchSize,
-    maxBatches: spec.search.bnRecalibrationBatches,
-    seed: spec.search.seed,
-  };
+  const bnData = adaptiveBnData({ spec, trainSet, subsets });
   const settings = benchFineTuneSettings(spec, trainSet, testSet);
   const rows: Record<string, number | string | null>[] = [];
   const emit = (row: Record<string, number | string | null>): void => {
@@ -122,7 +108,7 @@ async function main(): Promise<void> {
       pruned.dispose();
     }
   }
-  await rm(copy, { recursive: true, force: true });
+  await remove();
   model.dispose();
   if (!values.json) {
     const columns = ['target', 'start', 'schemeRank', 'flopsCut', 'testBeforeFineTune', 'test', 'searchVal'];

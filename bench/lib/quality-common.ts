@@ -1,9 +1,9 @@
 /**
- * Shared pieces of the quality benchmarks (bench/quality.ts, bench/ablation.ts): logging to
- * stderr, number-list flags, the run spec both build, and the one fine-tune configuration every
- * method is measured with.
+ * Shared pieces of the quality benchmarks (bench/quality.ts, bench/ablation.ts and the tools that
+ * re-run a finished store's finalize): logging to stderr, number-list flags, temporary stores, the
+ * run spec both build, and the one fine-tune configuration every method is measured with.
  */
-import { mkdtemp } from 'node:fs/promises';
+import { cp, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { ImageDataset } from '../../src/data/dataset.ts';
@@ -38,6 +38,17 @@ export function parseNumber(value: string | undefined, flag: string, check: (n: 
 }
 
 export const isPositiveInt = (n: number): boolean => Number.isInteger(n) && n > 0;
+
+/**
+ * A temporary copy of a finished run's store without its targets' results, so finalize can run
+ * again on the same plans (bench/joint-recovery.ts, bench/start-weights.ts); `remove` deletes it.
+ */
+export async function storeCopyWithoutTargets(source: string, runId: string): Promise<{ store: FileStore; remove: () => Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), 'emo-dir-rerun-'));
+  await cp(source, dir, { recursive: true });
+  await rm(join(dir, 'runs', runId, 'targets'), { recursive: true, force: true });
+  return { store: new FileStore(dir), remove: () => rm(dir, { recursive: true, force: true }) };
+}
 
 /** A temporary FileStore for one benchmark run (left on disk for inspection; its path is logged). */
 export async function temporaryStore(name: string): Promise<FileStore> {

@@ -100,14 +100,15 @@ function infeasible(ctx: SeedContext, method: Method, compute: Compute, target: 
   };
 }
 
-export function adaptiveBnData(ctx: SeedContext): AdaptiveBnData {
+/** Search-train for the BN statistics, search-val for the score, with the spec's recovery batches and seed. */
+export function adaptiveBnData(ctx: Pick<SeedContext, 'spec' | 'trainSet' | 'subsets'>): AdaptiveBnData {
   return {
     trainSet: ctx.trainSet,
     bnIndices: ctx.subsets.train,
     valIndices: ctx.subsets.val,
     batchSize: ctx.spec.search.recoveryBatchSize,
     maxBatches: ctx.spec.search.bnRecalibrationBatches,
-    seed: ctx.seed,
+    seed: ctx.spec.search.seed,
   };
 }
 

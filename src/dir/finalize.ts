@@ -572,7 +572,7 @@ export async function finalizeTarget(input: FinalizeInput): Promise<FinalizeResu
   const verified: VerifiedScheme[] = [];
   let best: { model: tf.LayersModel; index: number; masks: Record<string, Uint8Array> } | undefined;
   // Every scheme's joint recovery trains on the same batches: the original's logits once.
-  const teacherLogits = new TeacherLogits(model);
+  const teacher = new TeacherLogits(model);
   try {
     try {
       for (const { scheme, picks } of schemes) {
@@ -582,7 +582,7 @@ export async function finalizeTarget(input: FinalizeInput): Promise<FinalizeResu
         const assembled = assemblePrunedModel(model, analysis, masksBySubnet, weights, { division });
         let keep = false;
         try {
-          jointRecover(assembled, model, valFeatures, jointRecoverySettingsFromSpec(spec), teacherLogits);
+          jointRecover(assembled, teacher, valFeatures, jointRecoverySettingsFromSpec(spec));
           const measured = evaluateOnFeatures(assembled, valFeatures, 'val', 'input', 256);
           const union = Object.assign({}, ...Object.values(masksBySubnet)) as Record<string, Uint8Array>;
           const cost = countCost(analysis, union);
@@ -614,7 +614,7 @@ export async function finalizeTarget(input: FinalizeInput): Promise<FinalizeResu
     } finally {
       for (const m of recovered.values()) m.dispose();
       for (const r of recoveries.values()) for (const piece of r.pieces) piece.dispose();
-      teacherLogits.dispose();
+      teacher.dispose();
     }
     if (best === undefined) throw new FinalizeError(`${planSource}: no scheme to verify`);
     const chosen = verified[best.index];

@@ -10,9 +10,8 @@
  *
  * Deterministic (seeded batch order, fresh optimiser, no random initialisation), so a retried
  * finalize verifies the same network. The same determinism means every scheme of a target is
- * trained on the same batches towards the same teacher logits: a `TeacherLogits` shared across
- * the schemes computes the original network's forward pass once per batch instead of once per
- * batch and scheme.
+ * trained on the same batches towards the same teacher logits: one `TeacherLogits` shared by the
+ * schemes computes the original network's forward pass once per batch, not once per scheme.
  */
 import { tf } from '../engine/backend.ts';
 import { recalibrateBatchNorm } from '../train/bn-recalibrate.ts';
@@ -35,10 +34,10 @@ const JOINT_EPOCH_BASE = 0x6a6f0000; // 'jo'
 const JOINT_BN_EPOCH = 0x6a6f626e; // 'jobn'
 
 /**
- * The original network's logits per joint-recovery step, computed on first use and kept (one
- * row of class scores per image: 40 steps of 64 ImageNet images hold 10 MB). Each entry remembers
- * its batch's rows, so a caller whose batches differ (other settings or features) fails loudly
- * instead of training towards the wrong targets.
+ * The original network as the joint recovery's teacher: its logits per step, computed on first
+ * use and kept (one row of class scores per image: 40 steps of 64 ImageNet images hold 10 MB).
+ * Each entry remembers its batch's rows, so a caller whose batches differ (other settings or
+ * features) fails loudly instead of training towards the wrong targets.
  */
 export class TeacherLogits {
   private readonly entries = new Map<number, { readonly rows: Int32Array; readonly logits: tf.Tensor }>();
@@ -68,20 +67,12 @@ export class TeacherLogits {
 /**
  * Trains `pruned` (the assembled network, images -> logits) in place for `settings.steps` batches
  * of the first sub-network's search-train rows (X_0 = the normalised images), then re-estimates
- * its BN statistics. `original` (the unpruned network) is the frozen teacher; `teacherLogits`
- * (of `original`), shared by the schemes of one finalize, saves its forward passes. Returns the
- * image passes spent.
+ * its BN statistics. `teacher` holds the frozen original network; one shared by the schemes of a
+ * finalize computes its logits once. Returns the image passes spent.
  */
-export function jointRecover(
-  pruned: tf.LayersModel,
-  original: tf.LayersModel,
-  inputFeatures: BoundaryFeatures,
-  settings: JointRecoverySettings,
-  teacherLogits?: TeacherLogits,
-): number {
+export function jointRecover(pruned: tf.LayersModel, teacher: TeacherLogits, inputFeatures: BoundaryFeatures, settings: JointRecoverySettings): number {
   if (settings.steps <= 0 || inputFeatures.train.count === 0) return 0;
-  if (teacherLogits && teacherLogits.original !== original) throw new Error('jointRecover: the teacher logits are of another network than `original`');
-  const kind = outputKind(original);
+  const kind = outputKind(teacher.original);
   const variables = trainableVariables(pruned);
   const optimizer = createOptimizer({ kind: 'sgd', momentum: 0.9, nesterov: true });
   let images = 0;
@@ -89,27 +80,20 @@ export function jointRecover(
   try {
     for (const batch of recoveryBatches(inputFeatures, { batchSize: settings.batchSize, seed: settings.seed, steps: settings.steps, epochBase: JOINT_EPOCH_BASE })) {
       try {
-        const teacher = teacherLogits
-          ? teacherLogits.logitsFor(step, batch.rows, batch.input)
-          : tf.tidy(() => toLogits(original.apply(batch.input, { training: false }) as tf.Tensor, kind));
-        step++;
-        try {
-          const loss = trainStep(
-            variables,
-            () => {
-              const logits = toLogits(pruned.apply(batch.input, { training: true }) as tf.Tensor, kind);
-              const terms: tf.Scalar[] = [];
-              if (settings.alpha > 0) terms.push(tf.mul(normalizedMse(logits, teacher), settings.alpha));
-              if (settings.beta > 0) terms.push(tf.mul(softmaxCrossEntropy(logits, batch.labels), settings.beta));
-              return (terms.length === 1 ? terms[0] : tf.addN(terms)) as tf.Scalar;
-            },
-            optimizer,
-            settings.learningRate,
-          );
-          loss.dispose();
-        } finally {
-          if (!teacherLogits) teacher.dispose();
-        }
+        const target = teacher.logitsFor(step++, batch.rows, batch.input);
+        const loss = trainStep(
+          variables,
+          () => {
+            const logits = toLogits(pruned.apply(batch.input, { training: true }) as tf.Tensor, kind);
+            const terms: tf.Scalar[] = [];
+            if (settings.alpha > 0) terms.push(tf.mul(normalizedMse(logits, target), settings.alpha));
+            if (settings.beta > 0) terms.push(tf.mul(softmaxCrossEntropy(logits, batch.labels), settings.beta));
+            return (terms.length === 1 ? terms[0] : tf.addN(terms)) as tf.Scalar;
+          },
+          optimizer,
+          settings.learningRate,
+        );
+        loss.dispose();
         images += batch.rows.length;
       } finally {
         batch.dispose();

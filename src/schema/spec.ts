@@ -154,8 +154,9 @@ export const finalizeSpecSchema = z.object({
   /**
    * Mini-batches of joint recovery of each assembled scheme (the whole pruned network, towards the
    * original's logits and the labels) before it is verified; 0 = off (src/dir/joint-recovery.ts).
-   * The default 40 was chosen on search-val (bench/README.md, "Method change, chosen on search-val"): each sub-network
-   * was recovered with the others original, and 40 steps repair most of their interaction.
+   * The default 40 was chosen on search-val (bench/README.md, "Method change, chosen on
+   * search-val"): each sub-network was recovered with the others original, and 40 steps repair
+   * most of their interaction.
    */
   jointRecoverySteps: z.number().int().min(0).default(40),
 });

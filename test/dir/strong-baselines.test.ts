@@ -132,43 +132,48 @@ describe('joint recovery', () => {
     const masks = uniformL1Masks(model, analysis, { kind: 'flopsCut', value: 0.5 }).masks;
     const a = pruneAtMasks(model, analysis, masks).model;
     const b = pruneAtMasks(model, analysis, masks).model;
+    // A teacher each: nothing carries over from one recovery to the other.
+    const teachers = [new TeacherLogits(model), new TeacherLogits(model)];
     try {
       const start = a.getWeights().map((w) => w.dataSync().slice());
       const settings = { steps: 2, batchSize: 32, learningRate: 0.01, alpha: 1, beta: 1, bnRecalibrationBatches: 1, seed: 5 };
-      assert.equal(jointRecover(a, model, features, settings), 64);
-      jointRecover(b, model, features, settings);
+      assert.equal(jointRecover(a, teachers[0], features, settings), 64);
+      jointRecover(b, teachers[1], features, settings);
       const wa = a.getWeights().map((w) => Array.from(w.dataSync()));
       const wb = b.getWeights().map((w) => Array.from(w.dataSync()));
       assert.deepEqual(wa, wb);
       assert.ok(wa.some((w, i) => w.some((v, j) => v !== start[i][j])));
     } finally {
+      for (const teacher of teachers) teacher.dispose();
       a.dispose();
       b.dispose();
     }
   });
 
-  test('shared teacher logits: the same networks as without them, and batches of other rows are refused', async () => {
+  test('shared teacher logits: the same networks as with a teacher each, and batches of other rows are refused', async () => {
     const division = wholeNetworkDivision(model, analysis);
     const subsets = drawSearchSubsets(trainSet, { searchTrain: 128, searchVal: 64, seed: 2 });
     const features = (await computeBoundaryFeatures(model, division, trainSet, subsets, { batchSize: 128, log: () => undefined })).get('k1')!;
     const masks = uniformL1Masks(model, analysis, { kind: 'flopsCut', value: 0.5 }).masks;
     const settings = { steps: 3, batchSize: 32, learningRate: 0.01, alpha: 1, beta: 1, bnRecalibrationBatches: 1, seed: 5 };
     const networks = [0, 1, 2].map(() => pruneAtMasks(model, analysis, masks).model);
+    const own = new TeacherLogits(model);
     const teacher = new TeacherLogits(model);
     try {
-      jointRecover(networks[0], model, features, settings);
+      jointRecover(networks[0], own, features, settings);
       // The first shared call fills the cache, the second reads it.
-      jointRecover(networks[1], model, features, settings, teacher);
-      jointRecover(networks[2], model, features, settings, teacher);
+      jointRecover(networks[1], teacher, features, settings);
+      jointRecover(networks[2], teacher, features, settings);
       const weights = networks.map((n) => n.getWeights().map((w) => Array.from(w.dataSync())));
       assert.deepEqual(weights[1], weights[0]);
       assert.deepEqual(weights[2], weights[0]);
-      assert.throws(() => jointRecover(networks[0], model, features, { ...settings, seed: 6 }, teacher), /step 0 were computed for other search-train rows/);
+      assert.throws(() => jointRecover(networks[0], teacher, features, { ...settings, seed: 6 }), /step 0 were computed for other search-train rows/);
       // One logits tensor per step, freed by dispose.
       const held = tf.memory().numTensors;
       teacher.dispose();
       assert.equal(tf.memory().numTensors, held - settings.steps);
     } finally {
+      own.dispose();
       teacher.dispose();
       for (const n of networks) n.dispose();
     }
